@@ -1,0 +1,106 @@
+"""Submitting change requests and querying them."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from . import audit
+from .definitions import latest_version
+from .errors import NotFound, ValidationFailed, WorkflowFailure
+from .models import Change, Service, User, change_services
+from .permissions import can, require, require_read_change
+from .projection import check_window, find_user, parse_time, process_data, risk_inputs
+from .runtime import start_process
+
+CHANGE_TYPES = ("standard", "normal", "emergency")
+CATEGORIES = ("emergency_patch", "application_release", "infrastructure", "service_catalog",
+              "access_control", "data_integration", "process_change")
+PROCESS_FOR_TYPE = {t: f"{t}_change" for t in CHANGE_TYPES}
+
+
+def create_change(session: Session, actor: User, fields: dict) -> Change:
+    """Store the request and start its process; `fields` were checked by the API schema."""
+    require(actor, "change.create")
+    change_type = fields["change_type"]
+    if change_type == "emergency" and not (fields.get("emergency_reason") or "").strip():
+        raise ValidationFailed("An emergency change needs a reason.", errors=[
+            {"field": "emergency_reason", "message": "is required for emergency changes"}])
+    version = latest_version(session, PROCESS_FOR_TYPE[change_type])
+    if version is None:
+        raise NotFound(f"No process is deployed for {change_type} changes ({PROCESS_FOR_TYPE[change_type]}).")
+    change = Change(
+        title=fields["title"], description=fields.get("description") or "", change_type=change_type,
+        category=fields["category"], impact=fields["impact"], urgency=fields["urgency"],
+        planned_start=parse_time(fields.get("planned_start"), "planned_start"),
+        planned_end=parse_time(fields.get("planned_end"), "planned_end"),
+        implementation_plan=fields.get("implementation_plan") or "",
+        rollback_plan=fields.get("rollback_plan") or "",
+        rollback_tested=bool(fields.get("rollback_tested")),
+        test_plan=fields.get("test_plan") or "", justification=fields.get("justification") or "",
+        emergency_reason=fields.get("emergency_reason") or "", incident_ref=fields.get("incident_ref"),
+        cost_estimate=Decimal(str(fields["cost_estimate"])) if fields.get("cost_estimate") is not None else None,
+        requester=actor, state="new",
+    )
+    change.implementer = find_user(session, fields.get("implementer"), "implementer")
+    change.services = _services(session, fields.get("services") or [])
+    check_window(change)
+    session.add(change)
+    session.flush()
+    change.number = f"CHG{change.id:07d}"
+    audit.record(session, "change_created", actor=actor, change_id=change.id,
+                 data={"number": change.number, "type": change_type, "process": version.process_key,
+                       "process_version": version.version})
+    try:
+        start_process(session, change, version, actor, {**process_data(change), **risk_inputs(session, change)})
+    except WorkflowFailure as failure:
+        failure.change_id = None  # the change itself is rolled back with the failed start
+        raise
+    return change
+
+
+def _services(session: Session, keys: list[str]) -> list[Service]:
+    keys = list(dict.fromkeys(keys))
+    found = {s.key: s for s in session.scalars(select(Service).where(Service.key.in_(keys)))}
+    missing = [k for k in keys if k not in found]
+    if missing:
+        raise ValidationFailed("Unknown services.", errors=[
+            {"field": "services", "message": f"no service with key '{k}'"} for k in missing])
+    return [found[k] for k in keys]
+
+
+def get_change(session: Session, change_id: int, user: User) -> Change:
+    change = session.get(Change, change_id)
+    if change is None:
+        raise NotFound(f"Change {change_id} does not exist.")
+    require_read_change(user, change)
+    return change
+
+
+def list_changes(session: Session, user: User, *, state=None, change_type=None, risk=None,
+                 service=None, requester=None, page=1, per_page=25) -> tuple[list[Change], int]:
+    require(user, "change.read")
+    query = select(Change)
+    if not can(user, "change.read_all"):
+        query = query.where(Change.requester_id == user.id)
+    if state:
+        query = query.where(Change.state == state)
+    if change_type:
+        query = query.where(Change.change_type == change_type)
+    if risk:
+        query = query.where(Change.risk == risk)
+    if requester:
+        query = query.join(User, User.id == Change.requester_id).where(User.username == requester)
+    if service:
+        query = query.where(Change.id.in_(
+            select(change_services.c.change_id)
+            .join(Service, Service.id == change_services.c.service_id)
+            .where(Service.key == service)))
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(
+        query.options(selectinload(Change.services), selectinload(Change.requester),
+                      selectinload(Change.implementer))
+        .order_by(Change.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    return rows, total

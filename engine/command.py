@@ -1,0 +1,16 @@
+"""The context one command runs in: who acts, on which change, inside which transaction."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from .models import Change, User
+
+
+@dataclass
+class Command:
+    session: Session
+    actor: User | None
+    change: Change
+    process_key: str

@@ -1,0 +1,40 @@
+"""Settings read from the environment, in one place.
+
+Secrets and locations come from the environment only (twelve-factor); nothing here is written back.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_instance_dir() -> Path:
+    return Path(os.environ.get("CHANGEFLOW_INSTANCE_DIR", PROJECT_ROOT / "instance"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str | None
+    processes_dir: Path
+    forms_dir: Path
+    instance_dir: Path
+    secret_key: str = field(repr=False, default="")
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        instance_dir = Path(overrides.pop("instance_dir", None) or _default_instance_dir())
+        values = dict(
+            database_url=os.environ.get("DATABASE_URL")
+            or f"sqlite:///{instance_dir / 'changeflow.sqlite3'}",
+            redis_url=os.environ.get("REDIS_URL") or None,
+            processes_dir=Path(os.environ.get("CHANGEFLOW_PROCESSES_DIR", PROJECT_ROOT / "processes")),
+            forms_dir=Path(os.environ.get("CHANGEFLOW_FORMS_DIR", PROJECT_ROOT / "forms")),
+            instance_dir=instance_dir,
+            secret_key=os.environ.get("SECRET_KEY", ""),
+        )
+        values.update(overrides)
+        return cls(**values)

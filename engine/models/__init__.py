@@ -1,0 +1,12 @@
+"""Database models. Import from here: `from engine.models import Change, Task`."""
+from .users import ApiToken, User
+from .services import Service
+from .changes import Approval, Assessment, Change, change_services
+from .definitions import DefinitionResource, ProcessVersion
+from .workflow import ProcessInstance, Task
+from .audit import AuditEvent, Incident
+
+__all__ = [
+    "ApiToken", "User", "Service", "Approval", "Assessment", "Change", "change_services",
+    "DefinitionResource", "ProcessVersion", "ProcessInstance", "Task", "AuditEvent", "Incident",
+]

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Column, ForeignKey, Index, Numeric, String, Table, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..db import Base, UTCDateTime, utcnow
+from .services import Service
+from .users import User
+
+change_services = Table(
+    "change_services",
+    Base.metadata,
+    Column("change_id", ForeignKey("changes.id", ondelete="CASCADE"), primary_key=True),
+    Column("service_id", ForeignKey("services.id"), primary_key=True, index=True),
+)
+
+
+class Change(Base):
+    """The materialised view of a change request that lists and the inbox query.
+
+    The process instance is the source of truth for where the change is in its workflow; the
+    columns here are written in the same transaction as the workflow state, after every command.
+    """
+
+    __tablename__ = "changes"
+    __table_args__ = (
+        Index("ix_changes_state_type", "state", "change_type"),
+        Index("ix_changes_planned", "planned_start", "planned_end"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str | None] = mapped_column(String(16), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    change_type: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="new")
+    risk: Mapped[str | None] = mapped_column(String(16), index=True)
+    risk_reasons: Mapped[list] = mapped_column(default=list)
+    priority: Mapped[int | None]
+    impact: Mapped[int]
+    urgency: Mapped[int]
+    planned_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    planned_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    actual_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    actual_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    implementation_plan: Mapped[str] = mapped_column(Text, default="")
+    rollback_plan: Mapped[str] = mapped_column(Text, default="")
+    rollback_tested: Mapped[bool] = mapped_column(default=False)
+    test_plan: Mapped[str] = mapped_column(Text, default="")
+    justification: Mapped[str] = mapped_column(Text, default="")
+    emergency_reason: Mapped[str] = mapped_column(Text, default="")
+    incident_ref: Mapped[str | None] = mapped_column(String(64))
+    cost_estimate: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    implementation_result: Mapped[str | None] = mapped_column(String(32))
+    close_code: Mapped[str | None] = mapped_column(String(32))
+    requester_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    implementer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    requester: Mapped[User] = relationship(foreign_keys=[requester_id])
+    implementer: Mapped[User | None] = relationship(foreign_keys=[implementer_id])
+    services: Mapped[list[Service]] = relationship(secondary=change_services, order_by=Service.key)
+
+
+class Assessment(Base):
+    """One computed risk/priority value; every recomputation adds a row, so history is kept."""
+
+    __tablename__ = "assessments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"), index=True)
+    risk: Mapped[str | None] = mapped_column(String(16))
+    risk_reasons: Mapped[list] = mapped_column(default=list)
+    priority: Mapped[int | None]
+    assessed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Approval(Base):
+    """An approval decision as recorded by the system (never by email)."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[str] = mapped_column(String(36))
+    step: Mapped[str] = mapped_column(String(64))
+    approver_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    role: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    approver: Mapped[User] = relationship()

@@ -1,0 +1,86 @@
+"""The permission matrix: which role may perform which action. Every route and command asks here.
+
+Actions are `resource.verb`. Scope rules that depend on the resource (a requester reading only
+their own changes, a task only by its role or assignee) live in the `can_*` helpers below, so the
+answer to "may this user do this?" has exactly one home.
+"""
+from __future__ import annotations
+
+from .errors import Forbidden
+from .models import Change, Task, User
+
+EVERYONE = frozenset(
+    {"requester", "change_manager", "cab_member", "service_owner", "implementer",
+     "emergency_approver", "process_owner", "admin", "auditor"}
+)
+STAFF = EVERYONE - {"requester"}
+
+MATRIX: dict[str, frozenset[str]] = {
+    "health.read": frozenset({"*"}),  # public: load balancers probe it without a token
+    "change.create": frozenset({"requester", "change_manager", "implementer", "service_owner",
+                                "emergency_approver", "admin"}),
+    "change.read": EVERYONE,  # scoped further by can_read_change
+    "change.read_all": STAFF,
+    "task.read": EVERYONE,  # scoped further by can_act_on_task
+    "task.act": EVERYONE - {"auditor"},
+    "service.read": EVERYONE,
+    "service.write": frozenset({"admin", "change_manager"}),
+    "definition.read": EVERYONE,
+    "definition.deploy": frozenset({"process_owner", "admin"}),
+    "user.manage": frozenset({"admin"}),
+}
+
+
+def allowed_roles(action: str) -> frozenset[str]:
+    try:
+        return MATRIX[action]
+    except KeyError:
+        raise KeyError(f"no permission rule for action {action!r}") from None
+
+
+def can(user: User | None, action: str) -> bool:
+    roles = allowed_roles(action)
+    if "*" in roles:
+        return True
+    return user is not None and user.active and any(r in roles for r in user.roles)
+
+
+def require(user: User | None, action: str) -> None:
+    if not can(user, action):
+        raise Forbidden(f"Your roles do not allow '{action}'.", action=action)
+
+
+def can_read_change(user: User, change: Change) -> bool:
+    if can(user, "change.read_all"):
+        return True
+    return can(user, "change.read") and change.requester_id == user.id
+
+
+def require_read_change(user: User, change: Change) -> None:
+    if not can_read_change(user, change):
+        raise Forbidden("You may only read changes you requested.", action="change.read")
+
+
+def task_refusal(user: User, task: Task) -> str | None:
+    """Why `user` may not claim or complete `task`, or None when they may."""
+    if not can(user, "task.act"):
+        return "Your roles do not allow acting on tasks."
+    if task.assignee_id is not None and task.assignee_id != user.id:
+        return "This task is assigned to someone else."
+    if task.assignee_id is None and task.role not in user.roles:
+        return f"This task is for the role '{task.role}', which you do not hold."
+    return None
+
+
+def require_task_actor(user: User, task: Task) -> None:
+    reason = task_refusal(user, task)
+    if reason:
+        raise Forbidden(reason, action="task.act")
+
+
+def can_see_task(user: User, task: Task) -> bool:
+    return (
+        task.assignee_id == user.id
+        or task.role in user.roles
+        or can_read_change(user, task.change) and can(user, "change.read_all")
+    )

@@ -1,0 +1,145 @@
+"""Between the change row and the workflow's data: what a process sees, and what forms may edit."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from .db import utcnow
+from .errors import ValidationFailed
+from .models import Change, User, change_services
+
+TEXT_FIELDS = ("title", "description", "implementation_plan", "rollback_plan", "test_plan",
+               "justification", "emergency_reason", "incident_ref", "implementation_result", "close_code")
+INT_FIELDS = ("impact", "urgency")
+BOOL_FIELDS = ("rollback_tested",)
+TIME_FIELDS = ("planned_start", "planned_end", "actual_start", "actual_end")
+FAILED_RESULTS = ("failed", "backed_out")
+FAILED_CLOSE_CODES = ("unsuccessful", "backed_out")
+FAILURE_LOOKBACK = timedelta(days=90)
+
+
+def parse_time(value, field: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationFailed("Invalid date-time.", errors=[
+                {"field": field, "message": "must be an ISO 8601 date-time with offset"}]) from None
+    if parsed.tzinfo is None:
+        raise ValidationFailed("Date-times need a UTC offset.", errors=[
+            {"field": field, "message": "must include a UTC offset, e.g. 2026-12-01T22:00:00+01:00"}])
+    return parsed
+
+
+def check_window(change: Change) -> None:
+    if change.planned_start and change.planned_end and change.planned_end <= change.planned_start:
+        raise ValidationFailed("The planned window ends before it starts.", errors=[
+            {"field": "planned_end", "message": "must be after planned_start"}])
+
+
+def apply_form_to_change(session: Session, change: Change, data: dict) -> None:
+    """Fields a task form submits that are also change attributes update the change."""
+    for name in TEXT_FIELDS + INT_FIELDS + BOOL_FIELDS:
+        if name in data and data[name] is not None:
+            setattr(change, name, data[name])
+    for name in TIME_FIELDS:
+        if name in data:
+            setattr(change, name, parse_time(data[name], name))
+    if "implementer" in data:
+        change.implementer = find_user(session, data["implementer"], "implementer")
+    check_window(change)
+
+
+def form_values(change: Change, schema: dict) -> dict:
+    """Current values of the change attributes a form edits, to prefill it.
+
+    Only change attributes are prefilled: earlier decisions and comments in the workflow data
+    belong to earlier tasks and must not reappear as this task's answer.
+    """
+    values = {}
+    for name in schema.get("properties", {}):
+        if name in TEXT_FIELDS + INT_FIELDS + BOOL_FIELDS:
+            value = getattr(change, name)
+        elif name in TIME_FIELDS:
+            value = _iso(getattr(change, name))
+        elif name == "implementer":
+            value = change.implementer.username if change.implementer else None
+        else:
+            continue
+        if value not in (None, ""):
+            values[name] = value
+    return values
+
+
+def find_user(session: Session, username: str | None, field: str) -> User | None:
+    if not username:
+        return None
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not user.active:
+        raise ValidationFailed("Unknown user.", errors=[{"field": field, "message": f"no active user '{username}'"}])
+    return user
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def process_data(change: Change) -> dict:
+    """The variables a process starts with (names are documented in docs/processes.md)."""
+    return {
+        "change_number": change.number,
+        "title": change.title,
+        "description": change.description,
+        "change_type": change.change_type,
+        "category": change.category,
+        "services": [s.key for s in change.services],
+        "impact": change.impact,
+        "urgency": change.urgency,
+        "planned_start": _iso(change.planned_start),
+        "planned_end": _iso(change.planned_end),
+        "implementation_plan": change.implementation_plan,
+        "rollback_plan": change.rollback_plan,
+        "test_plan": change.test_plan,
+        "justification": change.justification,
+        "emergency_reason": change.emergency_reason,
+        "incident_ref": change.incident_ref,
+        "cost_estimate": float(change.cost_estimate) if change.cost_estimate is not None else None,
+        "requester": change.requester.username,
+        "implementer": change.implementer.username if change.implementer else None,
+    }
+
+
+def risk_inputs(session: Session, change: Change) -> dict:
+    """Facts the risk decision table reads that the requester does not type in."""
+    criticalities = [s.criticality for s in change.services]
+    return {
+        "max_criticality": min(criticalities) if criticalities else 4,
+        "has_rollback_plan": bool((change.rollback_plan or "").strip()),
+        "rollback_tested": bool(change.rollback_tested),
+        "touches_blackout": False,  # blackout windows arrive with the change schedule
+        "recent_failures": recent_failures(session, change),
+    }
+
+
+def recent_failures(session: Session, change: Change) -> int:
+    service_ids = [s.id for s in change.services]
+    if not service_ids:
+        return 0
+    since = utcnow() - FAILURE_LOOKBACK
+    query = (
+        select(func.count(func.distinct(Change.id)))
+        .join(change_services, change_services.c.change_id == Change.id)
+        .where(
+            change_services.c.service_id.in_(service_ids),
+            Change.id != change.id,
+            Change.updated_at >= since,
+            or_(Change.implementation_result.in_(FAILED_RESULTS), Change.close_code.in_(FAILED_CLOSE_CODES)),
+        )
+    )
+    return session.scalar(query) or 0

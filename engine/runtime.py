@@ -1,0 +1,270 @@
+"""Running change processes: start, claim, complete — each one command in one transaction.
+
+A command loads the instance's state, lets SpiffWorkflow run to the next wait state, saves the
+state (optimistic lock on `lock_version`) and rewrites the rows the API reads: the change's
+columns, the inbox tasks, approvals and audit events. The caller commits; any failure rolls all
+of it back (see `engine.transactions`).
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from . import audit
+from .bpmn.specs import SPECS
+from .command import Command
+from .db import utcnow
+from .errors import Conflict, NotFound, ValidationFailed, WorkflowFailure
+from .forms import validate_form
+from .models import Approval, Assessment, Change, ProcessInstance, ProcessVersion, Task, User
+from .permissions import require_task_actor
+from .projection import apply_form_to_change, risk_inputs
+from .roles import role_from_lane
+from .scripting import ChangeflowScriptEngine
+from .workflow_store import dump_state, load_state
+
+# Deep rework loops make deep task trees; SpiffWorkflow's iterator stops at depth 1000 by default.
+MAX_DEPTH = 1_000_000
+
+
+def start_process(session: Session, change: Change, version: ProcessVersion, actor: User,
+                  initial_data: dict) -> ProcessInstance:
+    spec, subprocess_specs = SPECS.get(version)
+    command = Command(session, actor, change, version.process_key)
+    workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=ChangeflowScriptEngine(command))
+    for task in workflow.get_tasks(state=TaskState.READY, max_depth=MAX_DEPTH):
+        task.data.update(initial_data)
+    instance = ProcessInstance(change_id=change.id, process_version_id=version.id, state="{}")
+    instance.process_version = version
+    session.add(instance)
+    _advance(command, workflow, version)
+    _save(session, instance, workflow)
+    _sync_tasks(command, instance, workflow, version)
+    return instance
+
+
+def get_task(session: Session, task_id: str) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"Task {task_id} does not exist.")
+    return task
+
+
+def claim_task(session: Session, task_id: str, user: User) -> Task:
+    task = get_task(session, task_id)
+    _require_ready(task)
+    require_task_actor(user, task)
+    if task.assignee_id == user.id:
+        return task
+    claimed = session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.status == "ready", Task.assignee_id.is_(None))
+        .values(assignee_id=user.id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        raise Conflict("Someone else claimed this task first.")
+    session.refresh(task)
+    audit.record(session, "task_claimed", actor=user, change_id=task.change_id,
+                 element_id=task.element_id, task_id=task.id)
+    return task
+
+
+def unclaim_task(session: Session, task_id: str, user: User) -> Task:
+    task = get_task(session, task_id)
+    _require_ready(task)
+    if task.assignee_id != user.id:
+        raise Conflict("Only the person who holds a task can give it back.") if task.assignee_id else \
+            Conflict("This task is not claimed.")
+    released = session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.status == "ready", Task.assignee_id == user.id)
+        .values(assignee_id=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if released != 1:
+        raise Conflict("The task changed while it was being released.")
+    session.refresh(task)
+    audit.record(session, "task_unclaimed", actor=user, change_id=task.change_id,
+                 element_id=task.element_id, task_id=task.id)
+    return task
+
+
+def complete_task(session: Session, task_id: str, user: User, data: dict) -> Task:
+    task = get_task(session, task_id)
+    _require_ready(task)
+    require_task_actor(user, task)
+    instance = session.get(ProcessInstance, task.instance_id)
+    version = instance.process_version
+    if task.form:
+        validate_form(version.forms[task.form], data, form_name=task.form)
+    change = task.change
+    command = Command(session, user, change, version.process_key)
+    workflow = _load(instance, version, command)
+    spiff_task = workflow.get_task_from_id(UUID(task.id))
+    if spiff_task is None or spiff_task.state != TaskState.READY:
+        raise Conflict("This task is no longer waiting for input.")
+
+    apply_form_to_change(session, change, data)
+    spiff_task.set_data(**data, **risk_inputs(session, change))
+    task.status, task.completed_at, task.completed_by_id, task.data = "completed", utcnow(), user.id, data
+    task.assignee_id = task.assignee_id or user.id
+    audit.record(session, "task_completed", actor=user, change_id=change.id,
+                 element_id=task.element_id, task_id=task.id, data={"name": task.name, "submitted": data})
+    if task.approval_step:
+        _record_approval(session, task, user, data)
+    _advance(command, workflow, version, first=spiff_task)
+    _save(session, instance, workflow)
+    _sync_tasks(command, instance, workflow, version)
+    return task
+
+
+def load_workflow(session: Session, instance: ProcessInstance) -> BpmnWorkflow:
+    """A read-only view of an instance's workflow (for traces); nothing run here is saved."""
+    return _load(instance, instance.process_version, None)
+
+
+def workflow_elements(workflow: BpmnWorkflow) -> tuple[list[str], list[str]]:
+    """(completed element ids in order of completion, active element ids) for diagram highlighting."""
+    completed, active = [], []
+    for task in sorted(workflow.get_tasks(max_depth=MAX_DEPTH), key=lambda t: t.last_state_change):
+        bpmn_id = getattr(task.task_spec, "bpmn_id", None)
+        if not bpmn_id:
+            continue
+        if task.has_state(TaskState.COMPLETED) and bpmn_id not in completed:
+            completed.append(bpmn_id)
+        elif task.has_state(TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR):
+            active.append(bpmn_id)
+    return completed, active
+
+
+# -- internals ---------------------------------------------------------------------------------
+
+def _require_ready(task: Task) -> None:
+    if task.status != "ready":
+        raise Conflict(f"This task is {task.status}; it no longer takes input.")
+
+
+def _load(instance: ProcessInstance, version: ProcessVersion, command: Command | None) -> BpmnWorkflow:
+    spec, subprocess_specs = SPECS.get(version)
+    return load_state(instance.state, spec, subprocess_specs, ChangeflowScriptEngine(command))
+
+
+def _advance(command: Command, workflow: BpmnWorkflow, version: ProcessVersion, first=None) -> None:
+    try:
+        if first is not None:
+            first.run()
+        workflow.do_engine_steps()
+    except SpiffWorkflowException as exc:
+        task = getattr(exc, "task", None)
+        element_id = getattr(getattr(task, "task_spec", None), "bpmn_id", None)
+        raise WorkflowFailure(_describe(exc, task), element_id=element_id,
+                              process_key=version.process_key, change_id=command.change.id) from exc
+    except Exception as exc:
+        raise WorkflowFailure(f"{type(exc).__name__}: {exc}", element_id=None,
+                              process_key=version.process_key, change_id=command.change.id) from exc
+
+
+def _describe(exc: SpiffWorkflowException, task) -> str:
+    name = getattr(getattr(task, "task_spec", None), "bpmn_name", None)
+    where = f"'{name}' " if name else ""
+    notes = "; ".join(getattr(exc, "notes", []) or [])
+    message = f"{where}failed: {exc}"
+    return f"{message} ({notes})" if notes else message
+
+
+def _save(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow) -> None:
+    instance.state = dump_state(workflow)
+    instance.status = "completed" if workflow.is_completed() else "running"
+    # Flush the versioned UPDATE before anything else so a concurrent writer fails fast with
+    # StaleDataError instead of colliding on the task rows both would insert.
+    session.flush()
+
+
+def _sync_tasks(command: Command, instance: ProcessInstance, workflow: BpmnWorkflow,
+                version: ProcessVersion) -> None:
+    session = command.session
+    change = command.change
+    ready = {
+        str(t.id): t
+        for t in workflow.get_tasks(state=TaskState.READY, manual=True, max_depth=MAX_DEPTH)
+    }
+    open_rows = session.scalars(
+        select(Task).where(Task.instance_id == instance.id, Task.status == "ready")
+    ).all()
+    for row in open_rows:
+        if row.id not in ready:
+            row.status = "cancelled"
+            audit.record(session, "task_cancelled", change_id=change.id, element_id=row.element_id,
+                         task_id=row.id)
+    known = {row.id for row in open_rows}
+    for task_id, spiff_task in ready.items():
+        if task_id in known:
+            continue
+        row = _task_row(session, instance, change, spiff_task)
+        session.add(row)
+        audit.record(session, "task_created", change_id=change.id, element_id=row.element_id,
+                     task_id=row.id, data={"name": row.name, "role": row.role,
+                                           "assignee": row.assignee.username if row.assignee else None})
+    _project_assessment(session, change, workflow)
+
+
+def _task_row(session: Session, instance, change: Change, spiff_task) -> Task:
+    spec = spiff_task.task_spec
+    props = (spec.extensions or {}).get("properties", {})
+    now = utcnow()
+    assignee = None
+    if props.get("assigneeVariable"):
+        username = spiff_task.data.get(props["assigneeVariable"])
+        if username:
+            assignee = session.scalar(select(User).where(User.username == str(username)))
+    due_at = None
+    if props.get("dueIn"):
+        due_at = now + _duration(props["dueIn"])
+    return Task(
+        id=str(spiff_task.id), instance_id=instance.id, change_id=change.id,
+        element_id=spec.bpmn_id, name=spec.bpmn_name or spec.bpmn_id,
+        role=role_from_lane(spec.lane) or "admin", status="ready", assignee=assignee,
+        form=props.get("formJsonSchemaFilename"), ui_form=props.get("formUiSchemaFilename"),
+        approval_step=props.get("approvalStep"), created_at=now, due_at=due_at,
+    )
+
+
+def _duration(expression: str) -> timedelta:
+    parsed = TimerEventDefinition.parse_iso_duration(expression)
+    return TimerEventDefinition.get_timedelta_from_start(parsed)
+
+
+def _record_approval(session: Session, task: Task, user: User, data: dict) -> None:
+    decision = data.get("decision")
+    if decision not in ("approve", "reject"):
+        raise ValidationFailed("An approval needs a decision.",
+                               errors=[{"field": "decision", "message": "must be 'approve' or 'reject'"}])
+    session.add(Approval(change_id=task.change_id, task_id=task.id, step=task.approval_step,
+                         approver_id=user.id, role=task.role, decision=decision,
+                         comment=data.get("comment") or ""))
+    audit.record(session, "approval_decision", actor=user, change_id=task.change_id,
+                 element_id=task.element_id, task_id=task.id,
+                 data={"step": task.approval_step, "decision": decision, "comment": data.get("comment") or ""})
+
+
+def _project_assessment(session: Session, change: Change, workflow: BpmnWorkflow) -> None:
+    """Copy risk and priority computed by the process onto the change, keeping their history."""
+    data = workflow.last_task.data if workflow.last_task is not None else workflow.data
+    risk, reasons, priority = data.get("risk"), data.get("risk_reasons"), data.get("priority")
+    if risk is None and priority is None:
+        return
+    reasons = list(reasons or [])
+    if (risk, reasons, priority) == (change.risk, list(change.risk_reasons or []), change.priority):
+        return
+    change.risk, change.risk_reasons, change.priority = risk, reasons, priority
+    session.add(Assessment(change_id=change.id, risk=risk, risk_reasons=reasons, priority=priority))
+    audit.record(session, "risk_assessed", change_id=change.id,
+                 data={"risk": risk, "risk_reasons": reasons, "priority": priority})

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+
+from engine import changes as change_service
+from engine.trace import change_trace
+from engine.transactions import run_command
+
+from ..auth import current_user, permission
+from ..extensions import db
+from . import schemas
+
+blp = Blueprint("changes", __name__, url_prefix="/api/changes", description="Change requests")
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(schemas.ChangeCreate)
+@blp.response(201, schemas.Change)
+@permission("change.create")
+def create_change(fields):
+    """Submit a change request; its process starts at once."""
+    user = current_user()
+    return run_command(db.session, user, change_service.create_change, user, fields)
+
+
+@blp.route("", methods=["GET"])
+@blp.arguments(schemas.ChangeQuery, location="query")
+@blp.response(200, schemas.ChangePage)
+@permission("change.read")
+def list_changes(query):
+    """Changes the caller may see, newest first. Requesters see their own."""
+    items, total = change_service.list_changes(
+        db.session, current_user(), state=query.get("state"), change_type=query.get("type"),
+        risk=query.get("risk"), service=query.get("service"), requester=query.get("requester"),
+        page=query["page"], per_page=query["per_page"])
+    return {"items": items, "total": total, "page": query["page"], "per_page": query["per_page"]}
+
+
+@blp.route("/<int:change_id>", methods=["GET"])
+@blp.response(200, schemas.Change)
+@permission("change.read")
+def get_change(change_id):
+    return change_service.get_change(db.session, change_id, current_user())
+
+
+@blp.route("/<int:change_id>/trace", methods=["GET"])
+@blp.response(200, schemas.Trace)
+@permission("change.read")
+def get_trace(change_id):
+    """Everything that happened to the change, and the diagram path it took."""
+    change = change_service.get_change(db.session, change_id, current_user())
+    return change_trace(db.session, change)

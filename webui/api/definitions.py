@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from flask import request
+from flask_smorest import Blueprint
+
+from engine import definitions
+from engine.errors import ValidationFailed
+from engine.transactions import run_command
+
+from ..auth import current_user, permission
+from ..extensions import db
+from . import schemas
+
+blp = Blueprint("process_definitions", __name__, url_prefix="/api/process-definitions",
+                description="Versioned BPMN process definitions")
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+
+
+@blp.route("", methods=["GET"])
+@blp.response(200, schemas.ProcessDefinition(many=True))
+@permission("definition.read")
+def list_definitions():
+    return [
+        {"process_key": v.process_key, "name": v.name, "latest_version": v.version, "versions": count,
+         "deployed_at": v.deployed_at}
+        for v, count in definitions.list_latest(db.session)
+    ]
+
+
+@blp.route("", methods=["POST"])
+@blp.response(201, schemas.DeployResult)
+@blp.alt_response(422, description="Every problem found, each with element_id, line and message")
+@permission("definition.deploy")
+def deploy():
+    """Deploy BPMN (and the DMN and form files it uses) as new versions.
+
+    Send `multipart/form-data` with one or more `files` parts (and an optional `note`), or JSON
+    `{"files": {"name.bpmn": "<xml…>"}, "note": "…"}`. Unchanged content creates no version.
+    """
+    files, note = _uploaded_files()
+    user = current_user()
+    result = run_command(db.session, user, definitions.deploy_files, files, user, note=note)
+    return {"deployed": result.deployed, "unchanged": result.unchanged, "resources": result.resources}
+
+
+def _uploaded_files() -> tuple[dict[str, str], str]:
+    if request.mimetype == "multipart/form-data":
+        files = {}
+        for storage in request.files.getlist("files"):
+            raw = storage.read(MAX_UPLOAD_BYTES + 1)
+            name = (storage.filename or "").rsplit("/", 1)[-1]
+            if len(raw) > MAX_UPLOAD_BYTES:
+                raise ValidationFailed("File too large.", errors=[
+                    {"file": name, "element_id": None, "line": None,
+                     "message": f"larger than {MAX_UPLOAD_BYTES} bytes"}])
+            files[name] = _text(name, raw)
+        return files, request.form.get("note", "")
+    body = schemas.DeployRequest().load(request.get_json(silent=True) or {})
+    return body["files"], body["note"]
+
+
+def _text(name: str, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationFailed("Files must be UTF-8 text.", errors=[
+            {"file": name, "element_id": None, "line": None, "message": "not UTF-8 text"}]) from None
+
+
+@blp.route("/<process_key>/versions", methods=["GET"])
+@blp.response(200, schemas.ProcessVersion(many=True))
+@permission("definition.read")
+def list_versions(process_key):
+    return definitions.list_versions(db.session, process_key)
+
+
+@blp.route("/<process_key>/versions/<int:version>", methods=["GET"])
+@blp.response(200, schemas.ProcessVersionDetail)
+@permission("definition.read")
+def get_version(process_key, version):
+    return definitions.get_version(db.session, process_key, version)

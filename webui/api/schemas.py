@@ -1,0 +1,244 @@
+"""Request and response schemas (marshmallow). Unknown fields in a request are refused."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from engine.changes import CATEGORIES, CHANGE_TYPES
+from engine.operators import CHANGE_STATES
+
+
+class Strict(Schema):
+    class Meta:
+        ordered = True
+
+
+class UsernameField(fields.Field):
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value.username if value is not None else None
+
+
+class ServiceRef(fields.Field):
+    def _serialize(self, value, attr, obj, **kwargs):
+        return [s.key for s in value or []]
+
+
+class ChangeCreate(Strict):
+    title = fields.String(required=True, validate=validate.Length(min=3, max=200))
+    description = fields.String(load_default="", validate=validate.Length(max=20000))
+    change_type = fields.String(required=True, validate=validate.OneOf(CHANGE_TYPES))
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    services = fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=list,
+                           validate=validate.Length(max=100))
+    impact = fields.Integer(required=True, validate=validate.Range(1, 3), strict=True)
+    urgency = fields.Integer(required=True, validate=validate.Range(1, 3), strict=True)
+    planned_start = fields.AwareDateTime(load_default=None, allow_none=True, format="iso")
+    planned_end = fields.AwareDateTime(load_default=None, allow_none=True, format="iso")
+    implementation_plan = fields.String(load_default="", validate=validate.Length(max=20000))
+    rollback_plan = fields.String(load_default="", validate=validate.Length(max=20000))
+    rollback_tested = fields.Boolean(load_default=False)
+    test_plan = fields.String(load_default="", validate=validate.Length(max=20000))
+    justification = fields.String(load_default="", validate=validate.Length(max=20000))
+    emergency_reason = fields.String(load_default="", validate=validate.Length(max=20000))
+    incident_ref = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    cost_estimate = fields.Decimal(load_default=None, allow_none=True, places=2, as_string=True,
+                                   validate=validate.Range(min=0))
+    implementer = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+
+    @validates_schema
+    def window_order(self, data, **kwargs):
+        start, end = data.get("planned_start"), data.get("planned_end")
+        if start and end and end <= start:
+            raise ValidationError("must be after planned_start", field_name="planned_end")
+
+
+class Change(Strict):
+    id = fields.Integer()
+    number = fields.String()
+    title = fields.String()
+    description = fields.String()
+    change_type = fields.String()
+    category = fields.String()
+    state = fields.String()
+    risk = fields.String(allow_none=True)
+    risk_reasons = fields.List(fields.String())
+    priority = fields.Integer(allow_none=True)
+    impact = fields.Integer()
+    urgency = fields.Integer()
+    services = ServiceRef()
+    requester = UsernameField()
+    implementer = UsernameField(allow_none=True)
+    planned_start = fields.DateTime(allow_none=True)
+    planned_end = fields.DateTime(allow_none=True)
+    actual_start = fields.DateTime(allow_none=True)
+    actual_end = fields.DateTime(allow_none=True)
+    implementation_plan = fields.String()
+    rollback_plan = fields.String()
+    rollback_tested = fields.Boolean()
+    test_plan = fields.String()
+    justification = fields.String()
+    emergency_reason = fields.String()
+    incident_ref = fields.String(allow_none=True)
+    cost_estimate = fields.Decimal(as_string=True, allow_none=True)
+    implementation_result = fields.String(allow_none=True)
+    close_code = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    closed_at = fields.DateTime(allow_none=True)
+
+
+class ChangeQuery(Strict):
+    state = fields.String(validate=validate.OneOf(CHANGE_STATES))
+    type = fields.String(validate=validate.OneOf(CHANGE_TYPES))
+    risk = fields.String(validate=validate.OneOf(("low", "moderate", "high")))
+    service = fields.String(validate=validate.Length(max=64))
+    requester = fields.String(validate=validate.Length(max=64))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
+    per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=200))
+
+
+class ChangePage(Strict):
+    items = fields.List(fields.Nested(Change))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
+class Task(Strict):
+    id = fields.String()
+    change_id = fields.Integer()
+    change_number = fields.Function(lambda t: t.change.number)
+    change_title = fields.Function(lambda t: t.change.title)
+    element_id = fields.String()
+    name = fields.String()
+    role = fields.String()
+    status = fields.String()
+    assignee = UsernameField(allow_none=True)
+    form = fields.String(allow_none=True)
+    approval_step = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    due_at = fields.DateTime(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True)
+    completed_by = UsernameField(allow_none=True)
+
+
+class TaskDetail(Task):
+    schema = fields.Dict(metadata={"description": "the form's JSON Schema"})
+    ui_schema = fields.Dict(allow_none=True)
+    data = fields.Dict(metadata={"description": "prefilled values while ready; the submitted data once completed"})
+
+
+class TaskQuery(Strict):
+    role = fields.String(validate=validate.Length(max=32))
+    change = fields.Integer()
+
+
+class TaskComplete(Strict):
+    data = fields.Dict(keys=fields.String(), required=True,
+                       metadata={"description": "values for the task's form, validated by its JSON Schema"})
+
+
+class Service(Strict):
+    key = fields.String(required=True, validate=[validate.Length(min=1, max=64),
+                                                 validate.Regexp(r"^[a-z0-9][a-z0-9_.-]*$",
+                                                                 error="lower-case letters, digits, . _ -")])
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = fields.String(load_default="", validate=validate.Length(max=5000))
+    owner = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    criticality = fields.Integer(load_default=3, validate=validate.Range(1, 4), strict=True)
+
+
+class ServiceOut(Service):
+    id = fields.Integer(dump_only=True)
+    owner = UsernameField(allow_none=True)
+
+
+class ProcessVersion(Strict):
+    process_key = fields.String()
+    name = fields.String()
+    version = fields.Integer()
+    sha256 = fields.String()
+    filename = fields.String()
+    deployed_at = fields.DateTime()
+    deployed_by = UsernameField(allow_none=True)
+    note = fields.String()
+    forms = fields.Function(lambda v: sorted(v.forms))
+    dmn = fields.Function(lambda v: sorted(v.dmn))
+
+
+class ProcessVersionDetail(ProcessVersion):
+    bpmn_xml = fields.String()
+    form_documents = fields.Dict(attribute="forms")
+    dmn_documents = fields.Dict(attribute="dmn")
+
+
+class ProcessDefinition(Strict):
+    process_key = fields.String()
+    name = fields.String()
+    latest_version = fields.Integer()
+    versions = fields.Integer()
+    deployed_at = fields.DateTime()
+
+
+class DeployRequest(Strict):
+    files = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                        metadata={"description": "file name → content (.bpmn, .dmn, .json forms)"})
+    note = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class DeployResult(Strict):
+    deployed = fields.List(fields.Nested(ProcessVersion))
+    unchanged = fields.List(fields.Nested(ProcessVersion))
+    resources = fields.List(fields.String())
+
+
+class AuditEvent(Strict):
+    id = fields.Integer()
+    at = fields.DateTime()
+    actor = fields.String()
+    kind = fields.String()
+    element_id = fields.String(allow_none=True)
+    task_id = fields.String(allow_none=True)
+    data = fields.Dict()
+
+
+class Approval(Strict):
+    step = fields.String()
+    approver = UsernameField()
+    role = fields.String()
+    decision = fields.String()
+    comment = fields.String()
+    decided_at = fields.DateTime()
+    task_id = fields.String()
+
+
+class Incident(Strict):
+    id = fields.Integer()
+    process_key = fields.String()
+    element_id = fields.String(allow_none=True)
+    message = fields.String()
+    actor = UsernameField(allow_none=True)
+    created_at = fields.DateTime()
+    resolved_at = fields.DateTime(allow_none=True)
+
+
+class Diagram(Strict):
+    process_key = fields.String()
+    version = fields.Integer()
+    bpmn_xml = fields.String()
+    completed_element_ids = fields.List(fields.String())
+    active_element_ids = fields.List(fields.String())
+
+
+class Trace(Strict):
+    change = fields.Nested(Change)
+    events = fields.List(fields.Nested(AuditEvent))
+    tasks = fields.List(fields.Nested(Task))
+    approvals = fields.List(fields.Nested(Approval))
+    incidents = fields.List(fields.Nested(Incident))
+    diagram = fields.Nested(Diagram, allow_none=True)
+
+
+class Health(Strict):
+    status = fields.String()
+    database = fields.Dict()
+    redis = fields.Dict()

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+from flask_smorest import Blueprint
+from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
+
+from engine import runtime
+from engine.errors import NotFound
+from engine.models import ProcessInstance, Task
+from engine.permissions import can_see_task
+from engine.projection import form_values
+from engine.transactions import run_command
+
+from ..auth import current_user, permission
+from ..extensions import db
+from . import schemas
+
+blp = Blueprint("tasks", __name__, url_prefix="/api/tasks", description="The task inbox")
+
+
+@blp.route("", methods=["GET"])
+@blp.arguments(schemas.TaskQuery, location="query")
+@blp.response(200, schemas.Task(many=True))
+@permission("task.read")
+def inbox(query):
+    """Ready tasks assigned to the caller, or unclaimed for one of the caller's roles."""
+    user = current_user()
+    stmt = (
+        select(Task)
+        .where(Task.status == "ready",
+               or_(Task.assignee_id == user.id, (Task.assignee_id.is_(None)) & Task.role.in_(user.roles)))
+        .options(selectinload(Task.change), selectinload(Task.assignee))
+        .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at)
+    )
+    if query.get("role"):
+        stmt = stmt.where(Task.role == query["role"])
+    if query.get("change"):
+        stmt = stmt.where(Task.change_id == query["change"])
+    return db.session.scalars(stmt.limit(500)).all()
+
+
+def _visible_task(task_id: str) -> Task:
+    task = runtime.get_task(db.session, task_id)
+    if not can_see_task(current_user(), task):
+        raise NotFound(f"Task {task_id} does not exist.")  # do not reveal others' tasks
+    return task
+
+
+@blp.route("/<task_id>", methods=["GET"])
+@blp.response(200, schemas.TaskDetail)
+@permission("task.read")
+def get_task(task_id):
+    """The task with its form (JSON Schema, UI schema) and the current values of its fields."""
+    task = _visible_task(task_id)
+    instance = db.session.get(ProcessInstance, task.instance_id)
+    forms = instance.process_version.forms
+    schema = json.loads(forms[task.form]) if task.form in forms else {}
+    ui_schema = json.loads(forms[task.ui_form]) if task.ui_form in forms else None
+    values = form_values(task.change, schema) if task.status == "ready" else (task.data or {})
+    return _TaskWithForm(task, schema=schema, ui_schema=ui_schema, data=values)
+
+
+class _TaskWithForm:
+    """A task row seen together with its form documents and current values."""
+
+    def __init__(self, task: Task, **extra):
+        self._task = task
+        self.__dict__.update(extra)
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+
+@blp.route("/<task_id>/claim", methods=["POST"])
+@blp.response(200, schemas.Task)
+@permission("task.act")
+def claim(task_id):
+    user = current_user()
+    return run_command(db.session, user, runtime.claim_task, task_id, user)
+
+
+@blp.route("/<task_id>/unclaim", methods=["POST"])
+@blp.response(200, schemas.Task)
+@permission("task.act")
+def unclaim(task_id):
+    user = current_user()
+    return run_command(db.session, user, runtime.unclaim_task, task_id, user)
+
+
+@blp.route("/<task_id>/complete", methods=["POST"])
+@blp.arguments(schemas.TaskComplete)
+@blp.response(200, schemas.Task)
+@permission("task.act")
+def complete(body, task_id):
+    """Submit the form; the process runs on to its next wait state."""
+    user = current_user()
+    return run_command(db.session, user, runtime.complete_task, task_id, user, body["data"])

@@ -1,0 +1,157 @@
+"""The `changeflow` command line."""
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from engine import accounts, definitions, demo as demo_data, migrate
+from engine.config import Settings
+from engine.errors import ChangeflowError
+
+
+def _create_app():
+    from . import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+def main():
+    """Changeflow: IT change management on BPMN."""
+
+
+def _session():
+    from .extensions import db
+
+    return db.session
+
+
+def _fail(error: ChangeflowError):
+    click.echo(f"error: {error.message}", err=True)
+    for problem in error.errors or []:
+        click.echo(f"  - {problem}", err=True)
+    sys.exit(2)
+
+
+@main.group()
+def db():
+    """Database schema."""
+
+
+@db.command("upgrade")
+@with_appcontext
+def db_upgrade():
+    """Apply Alembic migrations up to the newest schema."""
+    url = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    migrate.upgrade(url)
+    click.echo(f"database at revision {migrate.current_revision(url)}")
+
+
+@main.group()
+def processes():
+    """Process definitions."""
+
+
+def deploy_directories() -> definitions.DeployResult:
+    settings: Settings = current_app.config["CHANGEFLOW_SETTINGS"]
+    session = _session()
+    try:
+        result = definitions.sync_directories(session, settings.processes_dir, settings.forms_dir)
+        session.commit()
+        return result
+    except BaseException:
+        session.rollback()
+        raise
+
+
+@processes.command("deploy")
+@with_appcontext
+def processes_deploy():
+    """Deploy processes/ and forms/ (only what changed becomes a new version)."""
+    try:
+        result = deploy_directories()
+    except ChangeflowError as error:
+        _fail(error)
+    for version in result.deployed:
+        click.echo(f"deployed {version.process_key} version {version.version}")
+    for version in result.unchanged:
+        click.echo(f"unchanged {version.process_key} version {version.version}")
+
+
+@main.group()
+def users():
+    """People and their roles."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", "roles", multiple=True, required=True, help="Repeat for several roles.")
+@click.option("--email", default=None)
+@click.option("--name", "display_name", default="")
+@with_appcontext
+def users_create(username, roles, email, display_name):
+    """Create a user; the API token is printed as the last line."""
+    session = _session()
+    try:
+        user = accounts.create_user(session, username, list(roles), email=email, display_name=display_name)
+        token = accounts.issue_token(session, user)
+        session.commit()
+    except ChangeflowError as error:
+        session.rollback()
+        _fail(error)
+    click.echo(f"created {username} with roles {', '.join(user.roles)}")
+    click.echo(token)
+
+
+@main.command("serve")
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--threads", default=4, show_default=True, type=int)
+@click.option("--deploy/--no-deploy", default=True, show_default=True,
+              help="Migrate the database and deploy processes/ before serving.")
+@with_appcontext
+def serve(host, port, workers, threads, deploy):
+    """Serve the API under gunicorn (production)."""
+    if deploy:
+        migrate.upgrade(current_app.config["SQLALCHEMY_DATABASE_URI"])
+        deploy_directories()
+    from .extensions import db as database
+    from .server import run_gunicorn
+
+    database.engine.dispose()  # never share pooled connections with forked workers
+    run_gunicorn(f"{host}:{port}", workers=workers, threads=threads)
+
+
+@main.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def demo(host, port):
+    """Run the embedded demo: SQLite, no Redis, demo users and services."""
+    from . import create_app
+
+    settings = Settings.from_env()
+    if not settings.database_url.startswith("sqlite"):
+        settings = Settings.from_env(database_url=f"sqlite:///{settings.instance_dir / 'demo.sqlite3'}")
+    settings = Settings(**{**settings.__dict__, "redis_url": None})
+    settings.instance_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.database_url)
+    app = create_app(settings)
+    with app.app_context():
+        deploy_directories()
+        session = _session()
+        people = demo_data.seed(session)
+        session.commit()
+    click.echo(f"Changeflow demo on http://{host}:{port}/  (API docs: http://{host}:{port}/api/docs)")
+    click.echo(f"database: {settings.database_url}")
+    click.echo("demo users (token = 'Authorization: Bearer <token>'):")
+    for username, roles, token in people:
+        click.echo(f"  {username:<8} {', '.join(roles):<20} {token}")
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""One JSON error shape for every failure: {code, status, message, errors?, ...}."""
+from __future__ import annotations
+
+from flask import jsonify
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from engine.errors import ChangeflowError, WorkflowFailure
+
+
+def _flatten(errors, location="", prefix=""):
+    """webargs nests messages by location and field; clients want a flat list naming each field."""
+    flat = []
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            if not prefix and not location and key in ("json", "query", "files", "form", "path", "headers"):
+                flat.extend(_flatten(value, key, ""))
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
+                flat.extend(_flatten(value, location, name))
+    elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
+        flat.extend({"field": prefix or "_schema", "location": location, "message": e} for e in errors)
+    else:
+        flat.append({"field": prefix or "_schema", "location": location, "message": str(errors)})
+    return flat
+
+
+class ChangeflowApi(Api):
+    def handle_http_exception(self, error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        payload = {"code": error.code, "status": error.name,
+                   "message": data.get("message") or error.description}
+        if "messages" in data:
+            payload["errors"] = _flatten(data["messages"])
+            payload["message"] = "The request is not valid."
+        response = jsonify(payload)
+        response.status_code = error.code
+        for name, value in (data.get("headers") or {}).items():
+            response.headers[name] = value
+        if error.code == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="changeflow"'
+        return response
+
+
+def handle_domain_error(error: ChangeflowError):
+    status_names = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
+                    422: "Unprocessable Entity"}
+    payload = {"code": error.status, "status": status_names.get(error.status, ""), "error": error.code,
+               "message": error.message}
+    if error.errors is not None:
+        payload["errors"] = error.errors
+    if isinstance(error, WorkflowFailure):
+        payload["element_id"] = error.element_id
+        payload["process_key"] = error.process_key
+    payload.update({k: v for k, v in error.extra.items() if k not in payload})
+    response = jsonify(payload)
+    response.status_code = error.status
+    return response

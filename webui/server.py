@@ -1,0 +1,24 @@
+"""Running the app under gunicorn from `changeflow serve` (docker-compose uses the same command)."""
+from __future__ import annotations
+
+from gunicorn.app.base import BaseApplication
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, options: dict):
+        self.options = options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from . import create_app
+
+        return create_app()
+
+
+def run_gunicorn(bind: str, *, workers: int, threads: int) -> None:
+    _Gunicorn({"bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
+               "accesslog": "-", "timeout": 60}).run()
