@@ -60,9 +60,11 @@ def get_task(session: Session, task_id: str) -> Task:
 def claim_task(session: Session, task_id: str, user: User) -> Task:
     task = get_task(session, task_id)
     _require_ready(task)
-    require_task_actor(user, task)
     if task.assignee_id == user.id:
         return task
+    if task.assignee_id is not None:
+        raise Conflict(f"This task is already claimed by {task.assignee.username}.")
+    require_task_actor(user, task)
     claimed = session.execute(
         update(Task)
         .where(Task.id == task_id, Task.status == "ready", Task.assignee_id.is_(None))

@@ -150,7 +150,10 @@ def demo(host, port):
     click.echo("demo users (token = 'Authorization: Bearer <token>'):")
     for username, roles, token in people:
         click.echo(f"  {username:<8} {', '.join(roles):<20} {token}")
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    from werkzeug.serving import run_simple
+
+    # Flask ignores app.run() under its own CLI, so serve with werkzeug directly.
+    run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
 if __name__ == "__main__":

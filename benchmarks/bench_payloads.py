@@ -1,0 +1,65 @@
+"""What the benchmark submits: one normal change and the form data of its four user tasks.
+
+Shared by the HTTP load (bench_load) and the raw SpiffWorkflow ceiling (bench_raw) so both walk
+exactly the same path: authorize (approve) → schedule → implement → post-implementation review.
+"""
+from __future__ import annotations
+
+SERVICE_KEY = "bench-app"
+REQUESTER = "bench-requester"
+MANAGER = "bench-manager"
+IMPLEMENTER = "bench-implementer"
+
+USERS = (
+    (REQUESTER, "requester"),
+    (MANAGER, "change_manager"),
+    (IMPLEMENTER, "implementer"),
+)
+
+
+def change_request(index: int) -> dict:
+    return {
+        "title": f"Benchmark change {index}",
+        "description": "Submitted by benchmarks/lifecycle.py.",
+        "change_type": "normal",
+        "category": "application_release",
+        "services": [SERVICE_KEY],
+        "impact": 3,
+        "urgency": 3,
+        "planned_start": "2026-12-05T22:00:00+01:00",
+        "planned_end": "2026-12-05T23:30:00+01:00",
+        "implementation_plan": "Deploy the release with the pipeline.",
+        "rollback_plan": "Redeploy the previous release.",
+        "rollback_tested": True,
+        "test_plan": "Regression suite in staging.",
+        "justification": "Benchmark.",
+    }
+
+
+# (who acts, task name, form data) in the order the normal change process asks for them.
+STEPS = (
+    (MANAGER, "Authorize change", {"decision": "approve", "comment": "Looks fine."}),
+    (MANAGER, "Schedule change", {"planned_start": "2026-12-05T22:00:00+01:00",
+                                  "planned_end": "2026-12-05T23:30:00+01:00",
+                                  "implementer": IMPLEMENTER}),
+    (IMPLEMENTER, "Implement change", {"actual_start": "2026-12-05T22:05:00+01:00",
+                                       "actual_end": "2026-12-05T23:10:00+01:00",
+                                       "implementation_result": "completed"}),
+    (MANAGER, "Post-implementation review", {"close_code": "successful",
+                                             "close_notes": "Went as planned."}),
+)
+
+
+def process_start_data(index: int) -> dict:
+    """The variables the service starts a normal change with (engine.projection.process_data + risk_inputs)."""
+    request = change_request(index)
+    return {
+        "change_number": f"CHG{index:07d}",
+        **{k: request[k] for k in ("title", "description", "change_type", "category", "services", "impact",
+                                   "urgency", "planned_start", "planned_end", "implementation_plan",
+                                   "rollback_plan", "test_plan", "justification")},
+        "emergency_reason": "", "incident_ref": None, "cost_estimate": None,
+        "requester": REQUESTER, "implementer": None,
+        "max_criticality": 3, "has_rollback_plan": True, "rollback_tested": True,
+        "touches_blackout": False, "recent_failures": 0,
+    }

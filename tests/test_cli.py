@@ -1,0 +1,109 @@
+"""The `changeflow` command line, run as a real subprocess the way operators use it."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+CHANGEFLOW = str(Path(sys.executable).with_name("changeflow"))
+
+
+def run_cli(*args, database_url: str, tmp_path, check=True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": database_url, "CHANGEFLOW_INSTANCE_DIR": str(tmp_path)}
+    env.pop("REDIS_URL", None)
+    result = subprocess.run([CHANGEFLOW, *args], env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_users_create_prints_a_working_token_last(app, database_url, tmp_path):
+    run_cli("db", "upgrade", database_url=database_url, tmp_path=tmp_path)
+    result = run_cli("users", "create", "dana", "--role", "change_manager", "--role", "cab_member",
+                     "--email", "dana@example.org", database_url=database_url, tmp_path=tmp_path)
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith("cf_") and len(token) > 30
+    client = app.test_client()
+    body = client.get("/api/tasks", headers={"Authorization": f"Bearer {token}"})
+    assert body.status_code == 200
+    # the token is stored hashed, never in clear
+    with app.app_context():
+        from sqlalchemy import select
+
+        from engine.models import ApiToken
+        from webui.extensions import db
+
+        hashes = db.session.scalars(select(ApiToken.token_hash)).all()
+        assert token not in hashes and len(hashes) > 0
+
+
+def test_users_create_refuses_unknown_role(app, database_url, tmp_path):
+    result = run_cli("users", "create", "eve", "--role", "overlord", database_url=database_url,
+                     tmp_path=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "overlord" in result.stderr
+
+
+def test_processes_deploy_only_versions_what_changed(app, database_url, tmp_path):
+    first = run_cli("processes", "deploy", database_url=database_url, tmp_path=tmp_path)
+    assert "unchanged normal_change version 1" in first.stdout
+    processes = tmp_path / "processes"
+    processes.mkdir()
+    for path in Path("processes").iterdir():
+        text = path.read_text()
+        if path.name == "standard_change.bpmn":
+            text = text.replace('name="Verify and close"', 'name="Verify outcome and close"')
+        (processes / path.name).write_text(text)
+    env_dirs = {"CHANGEFLOW_PROCESSES_DIR": str(processes)}
+    os.environ.update(env_dirs)
+    try:
+        second = run_cli("processes", "deploy", database_url=database_url, tmp_path=tmp_path)
+    finally:
+        for key in env_dirs:
+            os.environ.pop(key)
+    assert "deployed standard_change version 2" in second.stdout
+    assert "unchanged normal_change version 1" in second.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_demo_serves_the_api_with_documented_tokens(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "CHANGEFLOW_INSTANCE_DIR": str(tmp_path)}
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    server = subprocess.Popen([CHANGEFLOW, "demo", "--port", str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.stdout.read()
+            assert time.monotonic() < deadline, "demo did not start"
+            time.sleep(0.2)
+        headers = {"Authorization": "Bearer demo-alice"}
+        created = httpx.post(f"{base}/api/changes", headers=headers, json={
+            "title": "Rotate firewall certificates", "change_type": "normal", "category": "infrastructure",
+            "services": ["firewall"], "impact": 2, "urgency": 2, "rollback_plan": "Restore old certs"})
+        assert created.status_code == 201, created.text
+        assert created.json()["number"].startswith("CHG")
+        inbox = httpx.get(f"{base}/api/tasks", headers={"Authorization": "Bearer demo-morgan"}).json()
+        assert [t["name"] for t in inbox] == ["Authorize change"]
+        assert (tmp_path / "demo.sqlite3").exists() or (tmp_path / "changeflow.sqlite3").exists()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
