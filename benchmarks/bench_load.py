@@ -1,0 +1,121 @@
+"""K client threads pushing normal changes from submission to closure through the HTTP API."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import httpx
+
+from bench_payloads import REQUESTER, STEPS, change_request
+
+ENDPOINTS = ("submit", "inbox", "complete")
+
+
+@dataclass
+class LoadResult:
+    changes: int = 0
+    completions: int = 0
+    seconds: float = 0.0
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: list[str] = field(default_factory=list)
+
+    def merge(self, other: "LoadResult") -> None:
+        self.changes += other.changes
+        self.completions += other.completions
+        for name, values in other.latencies.items():
+            self.latencies[name].extend(values)
+        self.errors.extend(other.errors)
+
+
+class BenchmarkError(RuntimeError):
+    pass
+
+
+class Walker:
+    """One thread's httpx client, walking changes through their tasks and timing every call."""
+
+    def __init__(self, base_url: str, tokens: dict[str, str]):
+        self.client = httpx.Client(base_url=base_url, timeout=60.0)
+        self.headers = {user: {"Authorization": f"Bearer {token}"} for user, token in tokens.items()}
+        self.result = LoadResult()
+
+    def _call(self, endpoint: str, method: str, path: str, user: str, expect: int, **kwargs):
+        started = time.perf_counter()
+        response = self.client.request(method, path, headers=self.headers[user], **kwargs)
+        self.result.latencies[endpoint].append(time.perf_counter() - started)
+        if response.status_code != expect:
+            raise BenchmarkError(f"{method} {path} as {user}: {response.status_code} {response.text[:300]}")
+        return response.json()
+
+    def _task_id(self, user: str, change_id: int, name: str) -> str:
+        tasks = self._call("inbox", "GET", "/api/tasks", user, 200, params={"change": change_id})
+        matching = [t["id"] for t in tasks if t["name"] == name]
+        if len(matching) != 1:
+            raise BenchmarkError(f"{user} expected one '{name}' for change {change_id}, inbox has {tasks}")
+        return matching[0]
+
+    def walk(self, index: int) -> None:
+        change = self._call("submit", "POST", "/api/changes", REQUESTER, 201, json=change_request(index))
+        for user, name, data in STEPS:
+            task_id = self._task_id(user, change["id"], name)
+            self._call("complete", "POST", f"/api/tasks/{task_id}/complete", user, 200, json={"data": data})
+            self.result.completions += 1
+        self.result.changes += 1
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _worker(walker: Walker, counter, total: int, stop: threading.Event) -> None:
+    try:
+        while not stop.is_set():
+            index = next(counter)
+            if index > total:
+                return
+            walker.walk(index)
+    except Exception as exc:  # noqa: BLE001 - reported, and the whole run stops
+        walker.result.errors.append(f"{type(exc).__name__}: {exc}")
+        stop.set()
+    finally:
+        walker.close()
+
+
+def run_load(base_url: str, tokens: dict[str, str], *, changes: int, clients: int) -> LoadResult:
+    counter = _LockedCounter()
+    stop = threading.Event()
+    walkers = [Walker(base_url, tokens) for _ in range(clients)]
+    threads = [threading.Thread(target=_worker, args=(w, counter, changes, stop), daemon=True) for w in walkers]
+    started = time.perf_counter()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)  # short joins keep Ctrl-C responsive
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    total = LoadResult(seconds=time.perf_counter() - started)
+    for walker in walkers:
+        total.merge(walker.result)
+    return total
+
+
+class _LockedCounter:
+    def __init__(self):
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def __next__(self) -> int:
+        with self._lock:
+            self._next += 1
+            return self._next
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of `values` (not empty)."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * pct // 100))  # ceil without floats drifting
+    return ordered[int(rank) - 1]

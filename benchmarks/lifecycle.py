@@ -1,0 +1,130 @@
+"""Throughput of whole normal-change lifecycles through the HTTP API, next to the raw SpiffWorkflow ceiling.
+
+    .venv/bin/python benchmarks/lifecycle.py --changes 200 --clients 4
+
+Wipes and prepares its own PostgreSQL database (default `changeflow_bench`, never `test`), serves
+it with `changeflow serve --no-deploy` (gunicorn) on a free localhost port, has K client threads
+walk N changes submit → closed, then runs the same process in-process with SpiffWorkflow alone.
+See docs/performance.md for results and how to read them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from bench_db import DEFAULT_URL, closed_changes, prepare, stored_state_bytes
+from bench_load import ENDPOINTS, LoadResult, percentile, run_load
+from bench_raw import RawResult, run_ceiling
+from bench_server import Server, peak_rss_kib
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=200, help="changes to walk to closure (N)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent client threads (K)")
+    parser.add_argument("--database-url", default=DEFAULT_URL, help="PostgreSQL URL; the database is wiped")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--warmup", type=int, default=8, help="changes walked first and not counted")
+    parser.add_argument("--raw-changes", type=int, default=None, help="changes for the raw ceiling (default N)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
+    return parser.parse_args(argv)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def measure_api(args) -> tuple[LoadResult, dict[int, int | None], float | None]:
+    tokens = prepare(args.database_url)
+    log_path = Path(tempfile.gettempdir()) / "changeflow-bench-server.log"
+    server = Server(args.database_url, workers=args.workers, threads=args.threads, log_path=log_path)
+    try:
+        server.wait_healthy()
+        if args.warmup:
+            warm = run_load(server.base_url, tokens, changes=args.warmup, clients=min(args.clients, args.warmup))
+            _fail_on_errors(warm)
+        result = run_load(server.base_url, tokens, changes=args.changes, clients=args.clients)
+        rss = {pid: peak_rss_kib(pid) for pid in server.worker_pids()}
+    finally:
+        server.stop()
+    _fail_on_errors(result)
+    closed = closed_changes(args.database_url)
+    if closed != args.changes + args.warmup:
+        raise SystemExit(f"expected {args.changes + args.warmup} closed changes, the database has {closed}")
+    return result, rss, stored_state_bytes(args.database_url)
+
+
+def _fail_on_errors(result: LoadResult) -> None:
+    if result.errors:
+        raise SystemExit("the load failed:\n  " + "\n  ".join(result.errors[:10]))
+
+
+def latency_rows(result: LoadResult) -> dict[str, dict]:
+    rows = {}
+    for endpoint in ENDPOINTS:
+        values = result.latencies.get(endpoint) or []
+        if values:
+            rows[endpoint] = {"count": len(values), **{f"p{p}_ms": percentile(values, p) * 1000 for p in (50, 95, 99)}}
+    return rows
+
+
+def summary(args, api: LoadResult, rss: dict, stored_bytes, raw: RawResult) -> dict:
+    api_rate = api.completions / api.seconds
+    return {
+        "changes": args.changes, "clients": args.clients, "workers": args.workers, "threads": args.threads,
+        "api": {"seconds": api.seconds, "changes_per_s": api.changes / api.seconds,
+                "task_completions_per_s": api_rate, "latency": latency_rows(api),
+                "stored_state_bytes": stored_bytes},
+        "raw": {"changes": raw.changes, "seconds": raw.seconds, "changes_per_s": raw.changes_per_second,
+                "task_completions_per_s": raw.completions_per_second, "state_bytes": raw.state_bytes},
+        "api_over_raw": api_rate / raw.completions_per_second,
+        "worker_peak_rss_kib": {str(pid): kib for pid, kib in rss.items()},
+    }
+
+
+def print_report(s: dict) -> None:
+    api, raw = s["api"], s["raw"]
+    print(f"\nChangeflow lifecycle: {s['changes']} normal changes, {s['clients']} clients, "
+          f"gunicorn {s['workers']} workers x {s['threads']} threads, PostgreSQL")
+    print(f"  wall time            {api['seconds']:8.2f} s")
+    print(f"  changes/s            {api['changes_per_s']:8.2f}")
+    print(f"  task completions/s   {api['task_completions_per_s']:8.2f}")
+    print(f"  {'latency (ms)':<14}{'n':>7}{'p50':>9}{'p95':>9}{'p99':>9}")
+    for endpoint, row in api["latency"].items():
+        print(f"  {endpoint:<14}{row['count']:>7}{row['p50_ms']:>9.1f}{row['p95_ms']:>9.1f}{row['p99_ms']:>9.1f}")
+    print(f"Raw SpiffWorkflow ceiling ({raw['changes']} changes, one process, full state "
+          f"serialized + deserialized at every user task)")
+    print(f"  task completions/s   {raw['task_completions_per_s']:8.2f}   (changes/s {raw['changes_per_s']:.2f})")
+    print(f"  API / raw            {s['api_over_raw']:8.3f}")
+    stored = f"{api['stored_state_bytes'] / 1024:.1f} KiB" if api["stored_state_bytes"] else "n/a"
+    print(f"  state per instance   raw {raw['state_bytes'] / 1024:.1f} KiB (spec included), service {stored}")
+    print("Gunicorn worker peak RSS (VmHWM)")
+    for pid, kib in s["worker_peak_rss_kib"].items():
+        print(f"  worker {pid:<8}      {kib / 1024:8.1f} MiB" if kib else f"  worker {pid:<8}      n/a")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` cleans up like Ctrl-C
+    try:
+        api, rss, stored_bytes = measure_api(args)
+        raw = run_ceiling(PROJECT_ROOT / "processes", args.raw_changes or args.changes)
+    except KeyboardInterrupt:
+        print("interrupted; server stopped", file=sys.stderr)
+        return 130
+    result = summary(args, api, rss, stored_bytes, raw)
+    print_report(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
