@@ -14,8 +14,10 @@ import json
 import signal
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+from bench_cpu import CpuSnapshot, cpu_breakdown
 from bench_db import DEFAULT_URL, closed_changes, prepare, stored_state_bytes
 from bench_load import ENDPOINTS, LoadResult, percentile, run_load
 from bench_raw import RawResult, run_ceiling
@@ -41,7 +43,15 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def measure_api(args) -> tuple[LoadResult, dict[int, int | None], float | None]:
+@dataclass
+class ApiRun:
+    load: LoadResult
+    cpu: dict
+    rss_kib: dict[int, int | None]
+    stored_state_bytes: float | None
+
+
+def measure_api(args) -> ApiRun:
     tokens = prepare(args.database_url)
     log_path = Path(tempfile.gettempdir()) / "changeflow-bench-server.log"
     server = Server(args.database_url, workers=args.workers, threads=args.threads, log_path=log_path)
@@ -50,7 +60,9 @@ def measure_api(args) -> tuple[LoadResult, dict[int, int | None], float | None]:
         if args.warmup:
             warm = run_load(server.base_url, tokens, changes=args.warmup, clients=min(args.clients, args.warmup))
             _fail_on_errors(warm)
+        before = CpuSnapshot.take(server.worker_pids())
         result = run_load(server.base_url, tokens, changes=args.changes, clients=args.clients)
+        cpu = cpu_breakdown(before, CpuSnapshot.take(server.worker_pids()))
         rss = {pid: peak_rss_kib(pid) for pid in server.worker_pids()}
     finally:
         server.stop()
@@ -58,7 +70,7 @@ def measure_api(args) -> tuple[LoadResult, dict[int, int | None], float | None]:
     closed = closed_changes(args.database_url)
     if closed != args.changes + args.warmup:
         raise SystemExit(f"expected {args.changes + args.warmup} closed changes, the database has {closed}")
-    return result, rss, stored_state_bytes(args.database_url)
+    return ApiRun(result, cpu, rss, stored_state_bytes(args.database_url))
 
 
 def _fail_on_errors(result: LoadResult) -> None:
@@ -75,17 +87,21 @@ def latency_rows(result: LoadResult) -> dict[str, dict]:
     return rows
 
 
-def summary(args, api: LoadResult, rss: dict, stored_bytes, raw: RawResult) -> dict:
+def summary(args, run: ApiRun, raw: RawResult, loadavg: str) -> dict:
+    api = run.load
     api_rate = api.completions / api.seconds
+    per_completion = {k: v * 1000 / api.completions for k, v in run.cpu.items() if k.endswith("_s")}
     return {
         "changes": args.changes, "clients": args.clients, "workers": args.workers, "threads": args.threads,
+        "loadavg_before": loadavg,
         "api": {"seconds": api.seconds, "changes_per_s": api.changes / api.seconds,
                 "task_completions_per_s": api_rate, "latency": latency_rows(api),
-                "stored_state_bytes": stored_bytes},
+                "stored_state_bytes": run.stored_state_bytes, "cpu": run.cpu,
+                "cpu_ms_per_completion": per_completion},
         "raw": {"changes": raw.changes, "seconds": raw.seconds, "changes_per_s": raw.changes_per_second,
                 "task_completions_per_s": raw.completions_per_second, "state_bytes": raw.state_bytes},
         "api_over_raw": api_rate / raw.completions_per_second,
-        "worker_peak_rss_kib": {str(pid): kib for pid, kib in rss.items()},
+        "worker_peak_rss_kib": {str(pid): kib for pid, kib in run.rss_kib.items()},
     }
 
 
@@ -93,12 +109,17 @@ def print_report(s: dict) -> None:
     api, raw = s["api"], s["raw"]
     print(f"\nChangeflow lifecycle: {s['changes']} normal changes, {s['clients']} clients, "
           f"gunicorn {s['workers']} workers x {s['threads']} threads, PostgreSQL")
+    print(f"  load average before  {s['loadavg_before']}  (a busy machine skews every number)")
     print(f"  wall time            {api['seconds']:8.2f} s")
     print(f"  changes/s            {api['changes_per_s']:8.2f}")
     print(f"  task completions/s   {api['task_completions_per_s']:8.2f}")
     print(f"  {'latency (ms)':<14}{'n':>7}{'p50':>9}{'p95':>9}{'p99':>9}")
     for endpoint, row in api["latency"].items():
         print(f"  {endpoint:<14}{row['count']:>7}{row['p50_ms']:>9.1f}{row['p95_ms']:>9.1f}{row['p99_ms']:>9.1f}")
+    cpu, per = api["cpu"], api["cpu_ms_per_completion"]
+    print(f"  CPU per completion   workers {per['workers_s']:.1f} ms, postgres {per['postgres_s']:.1f} ms, "
+          f"client {per['client_s']:.1f} ms, other {per['other_s']:.1f} ms "
+          f"(machine {cpu['machine_busy_pct']:.0f}% busy, {cpu['machine_steal_pct']:.0f}% steal)")
     print(f"Raw SpiffWorkflow ceiling ({raw['changes']} changes, one process, full state "
           f"serialized + deserialized at every user task)")
     print(f"  task completions/s   {raw['task_completions_per_s']:8.2f}   (changes/s {raw['changes_per_s']:.2f})")
@@ -112,14 +133,16 @@ def print_report(s: dict) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` cleans up like Ctrl-C
     try:
-        api, rss, stored_bytes = measure_api(args)
+        loadavg = Path("/proc/loadavg").read_text().split(" ", 3)[:3]
+        run = measure_api(args)
         raw = run_ceiling(PROJECT_ROOT / "processes", args.raw_changes or args.changes)
     except KeyboardInterrupt:
         print("interrupted; server stopped", file=sys.stderr)
         return 130
-    result = summary(args, api, rss, stored_bytes, raw)
+    result = summary(args, run, raw, " ".join(loadavg))
     print_report(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -43,7 +43,7 @@ def create_change(session: Session, actor: User, fields: dict) -> Change:
         cost_estimate=Decimal(str(fields["cost_estimate"])) if fields.get("cost_estimate") is not None else None,
         requester=actor, state="new",
     )
-    change.implementer = find_user(session, fields.get("implementer"), "implementer")
+    change.implementer = find_user(session, fields.get("implementer"), "implementer", role="implementer")
     change.services = _services(session, fields.get("services") or [])
     check_window(change)
     session.add(change)

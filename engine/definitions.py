@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .bpmn.bundle import Bundle, decision_ids, referenced_decisions, referenced_forms
+from .bpmn.bundle import NS, Bundle, decision_ids, referenced_decisions, referenced_forms
 from .bpmn.safe_xml import XmlRejected, parse_xml
 from .bpmn.specs import build_specs
 from .bpmn.validation import validate_bundle
@@ -99,7 +99,7 @@ def deploy_files(session: Session, files: dict[str, str], actor: User | None, *,
     if check_permission:
         require(actor, "definition.deploy")
     problems: list[dict] = []
-    bpmn_files = {}
+    bpmn_files: list[tuple[str, str]] = []
     uploaded = {}
     for filename, content in files.items():
         kind = _kind(filename)
@@ -107,7 +107,7 @@ def deploy_files(session: Session, files: dict[str, str], actor: User | None, *,
             problems.append({"file": filename, "element_id": None, "line": None,
                              "message": "unsupported file type; upload .bpmn, .dmn or .json (forms)"})
         elif kind == "bpmn":
-            bpmn_files[filename] = content
+            bpmn_files.append((filename, content))
         else:
             problem = _check_resource(filename, kind, content)
             if problem:
@@ -132,13 +132,15 @@ def deploy_files(session: Session, files: dict[str, str], actor: User | None, *,
         changed.add(filename)
         result.resources.append(filename)
 
-    # Processes whose current version uses a changed resource get a new version too.
+    # Processes whose current version uses a changed resource get a new version too, unless the
+    # upload brings a new diagram for that process anyway.
+    uploaded_keys = {key for _name, xml in bpmn_files for key in executable_process_ids(xml)}
     for version, _count in list_latest(session):
-        if changed & (set(version.dmn) | set(version.forms)) and version.filename not in bpmn_files:
-            bpmn_files[version.filename or f"{version.process_key}.bpmn"] = version.bpmn_xml
+        if changed & (set(version.dmn) | set(version.forms)) and version.process_key not in uploaded_keys:
+            bpmn_files.append((version.filename, version.bpmn_xml))
 
     pending = []
-    for filename, xml in bpmn_files.items():
+    for filename, xml in bpmn_files:
         bundle = _bundle(filename, xml, resources)
         validation = validate_bundle(bundle, spec_builder=build_specs)
         for problem in validation.problems:
@@ -157,7 +159,7 @@ def deploy_files(session: Session, files: dict[str, str], actor: User | None, *,
         version = ProcessVersion(
             process_key=validation.process_key, name=validation.process_name,
             version=(latest.version + 1) if latest else 1, sha256=bundle.sha256,
-            bpmn_xml=bundle.bpmn_xml, filename=filename_of(bundle), dmn=bundle.dmn, forms=bundle.forms,
+            bpmn_xml=bundle.bpmn_xml, filename=bundle.filename, dmn=bundle.dmn, forms=bundle.forms,
             deployed_by=actor, note=note,
         )
         session.add(version)
@@ -169,8 +171,12 @@ def deploy_files(session: Session, files: dict[str, str], actor: User | None, *,
     return result
 
 
-def filename_of(bundle: Bundle) -> str:
-    return bundle.filename
+def executable_process_ids(xml: str) -> list[str]:
+    try:
+        root = parse_xml(xml)
+    except XmlRejected:
+        return []
+    return [p.get("id") for p in root.iterfind("bpmn:process", NS) if p.get("isExecutable") == "true"]
 
 
 def _check_resource(filename: str, kind: str, content: str) -> dict | None:

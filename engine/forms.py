@@ -33,7 +33,11 @@ def form_errors(schema_text: str, data: dict) -> list[dict]:
                                  "message": "is not a field of this form"})
             continue
         problems.append({"field": path, "message": error.message})
-    return problems
+    unique = []
+    for problem in problems:  # jsonschema reports a missing field once per `required` keyword
+        if problem not in unique:
+            unique.append(problem)
+    return unique
 
 
 def validate_form(schema_text: str, data: dict, *, form_name: str) -> None:

@@ -38,9 +38,11 @@ def parse_time(value, field: str) -> datetime | None:
 
 
 def check_window(change: Change) -> None:
-    if change.planned_start and change.planned_end and change.planned_end <= change.planned_start:
-        raise ValidationFailed("The planned window ends before it starts.", errors=[
-            {"field": "planned_end", "message": "must be after planned_start"}])
+    for prefix in ("planned", "actual"):
+        start, end = getattr(change, f"{prefix}_start"), getattr(change, f"{prefix}_end")
+        if start and end and end <= start:
+            raise ValidationFailed(f"The {prefix} window ends before it starts.", errors=[
+                {"field": f"{prefix}_end", "message": f"must be after {prefix}_start"}])
 
 
 def apply_form_to_change(session: Session, change: Change, data: dict) -> None:
@@ -52,7 +54,7 @@ def apply_form_to_change(session: Session, change: Change, data: dict) -> None:
         if name in data:
             setattr(change, name, parse_time(data[name], name))
     if "implementer" in data:
-        change.implementer = find_user(session, data["implementer"], "implementer")
+        change.implementer = find_user(session, data["implementer"], "implementer", role="implementer")
     check_window(change)
 
 
@@ -77,12 +79,15 @@ def form_values(change: Change, schema: dict) -> dict:
     return values
 
 
-def find_user(session: Session, username: str | None, field: str) -> User | None:
+def find_user(session: Session, username: str | None, field: str, *, role: str | None = None) -> User | None:
     if not username:
         return None
     user = session.scalar(select(User).where(User.username == username))
     if user is None or not user.active:
         raise ValidationFailed("Unknown user.", errors=[{"field": field, "message": f"no active user '{username}'"}])
+    if role and role not in user.roles:
+        raise ValidationFailed(f"The {field} must hold the role '{role}'.", errors=[
+            {"field": field, "message": f"'{username}' does not hold the role '{role}'"}])
     return user
 
 

@@ -115,7 +115,7 @@ def complete_task(session: Session, task_id: str, user: User, data: dict) -> Tas
         raise Conflict("This task is no longer waiting for input.")
 
     apply_form_to_change(session, change, data)
-    spiff_task.set_data(**data, **risk_inputs(session, change))
+    spiff_task.set_data(**{**data, **risk_inputs(session, change)})
     task.status, task.completed_at, task.completed_by_id, task.data = "completed", utcnow(), user.id, data
     task.assignee_id = task.assignee_id or user.id
     audit.record(session, "task_completed", actor=user, change_id=change.id,

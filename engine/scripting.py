@@ -7,6 +7,7 @@ Service tasks are dispatched to the operator registry (`engine.operators`).
 """
 from __future__ import annotations
 
+import ast
 import datetime as _dt
 import json
 import math
@@ -81,7 +82,15 @@ BASE_GLOBALS = {
 def _raise_errors(result, source: str):
     if result.errors:
         raise ScriptRestrictionError("; ".join(result.errors))
+    _refuse_imports(source)
     return result.code
+
+
+def _refuse_imports(source: str) -> None:
+    # RestrictedPython compiles `import` and leaves refusal to run time; say so at deploy instead.
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            raise ScriptRestrictionError(f"Line {node.lineno}: import statements are not allowed")
 
 
 @lru_cache(maxsize=4096)

@@ -38,14 +38,30 @@ def _reset_schema(url: str) -> None:
     migrate.upgrade(url)
 
 
+def _private_postgres_schema(base_url: str):
+    """A schema of our own, so parallel test runs on one server never see each other's tables."""
+    schema = f"cf_test_{os.getpid()}"
+    admin = make_engine(base_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base_url else "?"
+    return admin, schema, f"{base_url}{separator}options=-csearch_path%3D{schema}"
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request, tmp_path_factory) -> str:
+def database_url(request, tmp_path_factory):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'changeflow.sqlite3'}"
-    else:
-        url = POSTGRES_URL
+        _reset_schema(url)
+        yield url
+        return
+    admin, schema, url = _private_postgres_schema(POSTGRES_URL)
     _reset_schema(url)
-    return url
+    yield url
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
 
 
 def _empty_tables(engine) -> None:

@@ -1,35 +1,421 @@
-import json
+"""End-to-end through the REST API: the three change processes, forms, claims and change queries."""
+from __future__ import annotations
+
+from datetime import datetime
+from itertools import product
+
+from sqlalchemy import select
+
+from engine.accounts import create_user, issue_token
+from engine.models import ProcessInstance
+from webui.extensions import db
+
 from .client import NORMAL_CHANGE
 
-def test_explore(api, backend):
-    if backend != "sqlite":
-        return
-    r = api.post("/api/changes", "alice", json={**NORMAL_CHANGE, "change_type": "emergency"})
-    print(r.status_code, r.get_json())
-    c = api.submit(change_type="emergency", emergency_reason="Outage", services=["firewall"], implementer="ivan")
-    print(c["state"], c["risk"], c["risk_reasons"], c["priority"])
-    print(api.inbox("erin"))
-    api.act("erin", c["id"], {"decision": "reject", "comment": "more detail"})
-    print(api.change(c["id"])["state"], api.inbox("alice"))
-    api.act("alice", c["id"], {"rework_action": "resubmit", "impact": 1, "urgency": 1})
-    c2 = api.change(c["id"])
-    print(c2["state"], c2["risk"], c2["risk_reasons"], c2["priority"], c2["impact"])
-    api.act("erin", c["id"], {"decision": "approve"})
-    print(api.change(c["id"])["state"], api.inbox("ivan"))
-    api.act("ivan", c["id"], {"actual_start": "2026-12-05T22:05:00+01:00", "actual_end": "2026-12-05T22:50:00+01:00", "implementation_result": "completed"})
-    print(api.change(c["id"])["state"], api.inbox("casey"), api.inbox("morgan"))
-    api.act("casey", c["id"], {"close_code": "successful", "lessons_learned": "x"})
-    tr = api.trace(c["id"])
-    print([ (e["kind"], e["data"]) for e in tr["events"] if e["kind"] in ("state_changed", "risk_assessed")])
-    print(tr["diagram"]["completed_element_ids"], tr["diagram"]["active_element_ids"])
-    s = api.submit(change_type="standard")
-    print(s["state"], s["risk"], s["risk_reasons"], api.inbox("ivan"), api.inbox("alice"))
-    t = api.task("ivan", s["id"])
-    print(api.post(f"/api/tasks/{t['id']}/claim", "ivan").get_json())
-    api.act("ivan", s["id"], {"actual_start": "2026-12-05T22:05:00+01:00", "actual_end": "2026-12-05T22:50:00+01:00", "implementation_result": "completed"})
-    print(api.inbox("alice"))
-    api.act("alice", s["id"], {"close_code": "successful", "verification_notes": "ok"})
-    print(api.change(s["id"])["state"])
-    tr = api.trace(s["id"])
-    print([ (e["kind"], e["data"]) for e in tr["events"] if e["kind"] in ("state_changed", "risk_assessed")])
-    assert 0
+WINDOW = {"planned_start": "2026-12-06T21:00:00+01:00", "planned_end": "2026-12-06T22:45:00+01:00"}
+DONE = {"actual_start": "2026-12-06T21:05:00+01:00", "actual_end": "2026-12-06T22:10:00+01:00",
+        "implementation_result": "completed"}
+REVIEWED = {"close_code": "successful", "close_notes": "Release is live, no incidents."}
+
+
+def make_user(api, username: str, *roles: str) -> str:
+    """Create a user through the engine (as the CLI does) and return a fresh API token."""
+    with api.app.app_context():
+        user = create_user(db.session, username, list(roles))
+        token = issue_token(db.session, user)
+        db.session.commit()
+    return token
+
+
+def inbox_for(api, token: str, change_id: int) -> list[dict]:
+    response = api.request("GET", "/api/tasks", token=token)
+    assert response.status_code == 200, response.get_json()
+    return [t for t in response.get_json() if t["change_id"] == change_id]
+
+
+def sees(api, user: str, change_id: int) -> bool:
+    return any(t["change_id"] == change_id for t in api.inbox(user))
+
+
+def state(api, change_id: int) -> str:
+    return api.change(change_id)["state"]
+
+
+def transitions(api, change_id: int) -> list[tuple[str, str]]:
+    return [(e["data"]["from"], e["data"]["to"]) for e in api.trace(change_id)["events"]
+            if e["kind"] == "state_changed"]
+
+
+def chain(*states: str) -> list[tuple[str, str]]:
+    return list(zip(states, states[1:]))
+
+
+def ready_tasks(api, change_id: int) -> list[dict]:
+    return [t for t in api.trace(change_id)["tasks"] if t["status"] == "ready"]
+
+
+def in_order(wanted: list[str], seen: list[str]) -> bool:
+    remaining = iter(seen)
+    return all(item in remaining for item in wanted)
+
+
+def same_time(a: str, b: str) -> bool:
+    return datetime.fromisoformat(a) == datetime.fromisoformat(b)
+
+
+def instance_status(api, change_id: int) -> str:
+    with api.app.app_context():
+        return db.session.scalar(select(ProcessInstance.status).where(ProcessInstance.change_id == change_id))
+
+
+def approved(api, **overrides) -> int:
+    change_id = api.submit(**overrides)["id"]
+    api.act("morgan", change_id, {"decision": "approve"})
+    return change_id
+
+
+def reject(api, change_id: int, comment="Test plan does not cover the login flow.", approver="morgan"):
+    api.act(approver, change_id, {"decision": "reject", "comment": comment})
+
+
+def test_normal_change_from_submission_to_closure(api):
+    change = api.submit()
+    cid = change["id"]
+    assert change["state"] == "authorize"
+    assert (change["risk"], change["risk_reasons"], change["priority"]) == ("low", [], 5)
+
+    authorize = api.task("morgan", cid)
+    assert (authorize["element_id"], authorize["role"], authorize["assignee"]) == ("Task_Authorize", "change_manager", None)
+    assert not sees(api, "ivan", cid) and not sees(api, "alice", cid)
+
+    api.complete("morgan", authorize["id"], {"decision": "approve", "comment": "Low risk, go ahead."})
+    assert state(api, cid) == "scheduled"
+    api.act("morgan", cid, {**WINDOW, "implementer": "ivan"}, name="Schedule change")
+    assert state(api, cid) == "implement"
+    implement = api.task("ivan", cid)
+    assert (implement["name"], implement["assignee"]) == ("Implement change", "ivan")
+    api.complete("ivan", implement["id"], DONE)
+    assert state(api, cid) == "review"
+    api.act("morgan", cid, REVIEWED, name="Post-implementation review")
+
+    closed = api.change(cid)
+    assert closed["state"] == "closed" and closed["closed_at"]
+    assert transitions(api, cid) == chain("new", "assess", "authorize", "scheduled", "implement", "review", "closed")
+    assert closed["implementer"] == "ivan"
+    for field, value in {**WINDOW, "actual_start": DONE["actual_start"], "actual_end": DONE["actual_end"]}.items():
+        assert same_time(closed[field], value), field
+    assert (closed["implementation_result"], closed["close_code"]) == ("completed", "successful")
+
+    trace = api.trace(cid)
+    assert [(t["name"], t["status"], t["completed_by"]) for t in trace["tasks"]] == [
+        ("Authorize change", "completed", "morgan"), ("Schedule change", "completed", "morgan"),
+        ("Implement change", "completed", "ivan"), ("Post-implementation review", "completed", "morgan")]
+    assert [(a["step"], a["decision"], a["comment"], a["approver"]) for a in trace["approvals"]] == [
+        ("change_manager", "approve", "Low risk, go ahead.", "morgan")]
+    kinds = [e["kind"] for e in trace["events"]]
+    assert kinds[0] == "change_created" and kinds.count("task_completed") == 4
+    diagram = trace["diagram"]
+    assert diagram["process_key"] == "normal_change"
+    assert in_order(["Task_Authorize", "Task_Schedule", "Task_Implement", "Task_Review", "EndEvent_Closed"],
+                    diagram["completed_element_ids"])
+    assert "Task_Rework" not in diagram["completed_element_ids"]
+    assert diagram["active_element_ids"] == []
+    assert ready_tasks(api, cid) == [] and instance_status(api, cid) == "completed"
+
+
+def test_implementation_goes_to_the_implementer_chosen_when_scheduling(api):
+    ivy = make_user(api, "ivy", "implementer")
+    cid = approved(api)
+    api.act("morgan", cid, {**WINDOW, "implementer": "ivy"})
+    [task] = inbox_for(api, ivy, cid)
+    assert (task["name"], task["assignee"]) == ("Implement change", "ivy")
+    assert not sees(api, "ivan", cid)  # same role, but the task is ivy's
+    assert api.change(cid)["implementer"] == "ivy"
+
+
+def test_risk_follows_services_impact_and_rollback(api):
+    cases = [  # overrides, expected risk, words each expected reason contains
+        ({}, "low", []),
+        ({"services": ["data-warehouse"]}, "moderate", ["high-criticality"]),
+        ({"rollback_tested": False}, "moderate", ["not been tested"]),
+        ({"services": ["payroll"], "rollback_plan": "", "rollback_tested": False}, "high",
+         ["mission-critical", "No rollback plan"]),
+        ({"services": ["intranet", "identity"], "impact": 1}, "high", ["mission-critical", "high business impact"]),
+    ]
+    for overrides, risk, reasons in cases:
+        change = api.submit(**overrides)
+        assert change["risk"] == risk, (overrides, change["risk_reasons"])
+        assert len(change["risk_reasons"]) == len(reasons), change["risk_reasons"]
+        for words, reason in zip(reasons, change["risk_reasons"]):
+            assert words in reason, (words, change["risk_reasons"])
+
+
+def test_priority_combines_impact_and_urgency(api):
+    for impact, urgency in product((1, 2, 3), repeat=2):
+        change = api.submit(impact=impact, urgency=urgency)
+        assert change["priority"] == impact + urgency - 1, (impact, urgency)
+
+
+def test_a_failed_change_raises_the_risk_of_the_next_one_on_that_service(api):
+    failed = approved(api)
+    api.act("morgan", failed, {**WINDOW, "implementer": "ivan"})
+    api.act("ivan", failed, {**DONE, "implementation_result": "failed", "implementation_notes": "Migration broke."})
+    assert api.change(failed)["implementation_result"] == "failed"
+    after = api.submit()
+    assert after["risk"] == "moderate" and any("failed" in r for r in after["risk_reasons"])
+    elsewhere = api.submit(services=["cloud-capacity"])
+    assert elsewhere["risk"] == "low"
+
+
+def test_rejected_change_is_reworked_reassessed_and_resubmitted(api):
+    rita = make_user(api, "rita", "requester")
+    cid = api.submit()["id"]
+    first = api.task("morgan", cid)
+    reject(api, cid, comment="Rollback has not been tried.")
+    assert state(api, cid) == "new"
+    assert [(a["decision"], a["comment"], a["approver"]) for a in api.trace(cid)["approvals"]] == [
+        ("reject", "Rollback has not been tried.", "morgan")]
+
+    rework = api.task("alice", cid)
+    assert (rework["name"], rework["assignee"]) == ("Rework change request", "alice")
+    assert inbox_for(api, rita, cid) == [] and not sees(api, "morgan", cid)
+
+    api.complete("alice", rework["id"], {"rework_action": "resubmit", "impact": 1,
+                                         "test_plan": "Full regression and a login smoke test."})
+    change = api.change(cid)
+    assert change["state"] == "authorize"
+    assert change["impact"] == 1 and change["test_plan"] == "Full regression and a login smoke test."
+    assert change["risk"] == "high" and change["priority"] == 1 + NORMAL_CHANGE["urgency"] - 1
+    assert [r for r in change["risk_reasons"] if "high business impact" in r]
+    history = [(e["data"]["risk"], e["data"]["priority"]) for e in api.trace(cid)["events"]
+               if e["kind"] == "risk_assessed"]
+    assert history == [("low", 5), ("high", change["priority"])]
+
+    second = api.task("morgan", cid)
+    assert second["id"] != first["id"] and second["element_id"] == "Task_Authorize"
+    api.complete("morgan", second["id"], {"decision": "approve"})
+    assert state(api, cid) == "scheduled"
+    assert transitions(api, cid) == chain("new", "assess", "authorize", "new", "assess", "authorize", "scheduled")
+
+
+def test_rework_can_mark_the_rollback_plan_tested(api):
+    cid = api.submit(rollback_tested=False)["id"]
+    assert api.change(cid)["risk"] == "moderate"
+    reject(api, cid, comment="Test the rollback first.")
+    api.act("alice", cid, {"rework_action": "resubmit", "rollback_tested": True})
+    change = api.change(cid)
+    assert change["rollback_tested"] is True and change["state"] == "authorize"
+    assert (change["risk"], change["risk_reasons"]) == ("low", [])
+
+
+def test_requester_can_cancel_a_rejected_change(api):
+    cid = api.submit()["id"]
+    reject(api, cid)
+    api.act("alice", cid, {"rework_action": "cancel", "comment": "No longer needed."})
+    change = api.change(cid)
+    assert change["state"] == "canceled" and change["closed_at"]
+    assert ready_tasks(api, cid) == [] and not sees(api, "alice", cid) and not sees(api, "morgan", cid)
+    assert instance_status(api, cid) == "completed"
+    diagram = api.trace(cid)["diagram"]
+    assert "EndEvent_Canceled" in diagram["completed_element_ids"] and diagram["active_element_ids"] == []
+    assert transitions(api, cid)[-1] == ("new", "canceled")
+
+
+def test_emergency_change_approved_implemented_and_reviewed(api):
+    cid = api.submit(change_type="emergency", emergency_reason="Firewall drops payments.",
+                     services=["firewall"], implementer="ivan")["id"]
+    assert state(api, cid) == "authorize" and not sees(api, "morgan", cid)
+    api.act("erin", cid, {"decision": "approve", "comment": "Go."})
+    assert state(api, cid) == "implement"
+    api.act("ivan", cid, DONE)
+    assert state(api, cid) == "review" and not sees(api, "morgan", cid)
+    api.act("casey", cid, {"close_code": "successful", "lessons_learned": "Monitor rule changes."})
+    assert state(api, cid) == "closed"
+    assert transitions(api, cid) == chain("new", "authorize", "implement", "review", "closed")
+    trace = api.trace(cid)
+    assert [(a["step"], a["decision"], a["approver"]) for a in trace["approvals"]] == [("ecab", "approve", "erin")]
+    assert [t["completed_by"] for t in trace["tasks"]] == ["erin", "ivan", "casey"]
+    assert in_order(["Task_EmergencyApproval", "Task_Implement", "Task_RetrospectiveReview", "EndEvent_Closed"],
+                    trace["diagram"]["completed_element_ids"])
+
+
+def test_rejected_emergency_change_is_reworked_and_reassessed(api):
+    cid = api.submit(change_type="emergency", emergency_reason="Certificate expires tonight.")["id"]
+    before = api.change(cid)
+    reject(api, cid, comment="Which certificate?", approver="erin")
+    assert state(api, cid) == "new"
+    assert api.task("alice", cid)["assignee"] == "alice"
+    api.act("alice", cid, {"rework_action": "resubmit", "impact": 1, "urgency": 1,
+                           "description": "Renew the *.example.com certificate."})
+    change = api.change(cid)
+    assert change["state"] == "authorize" and change["priority"] == 1 != before["priority"]
+    assert change["risk"] == "high"
+    api.act("erin", cid, {"decision": "approve"})
+    assert state(api, cid) == "implement"
+
+
+def test_standard_change_skips_authorization(api):
+    cid = api.submit(change_type="standard", services=["intranet"])["id"]
+    change = api.change(cid)
+    assert change["state"] == "implement" and change["risk"] == "low"
+    assert not sees(api, "morgan", cid)
+    api.act("ivan", cid, DONE)  # any implementer may pick it up
+    verify = api.task("alice", cid)
+    assert (verify["name"], verify["assignee"]) == ("Verify and close", "alice")
+    api.complete("alice", verify["id"], {"close_code": "successful", "verification_notes": "Page is live."})
+    assert state(api, cid) == "closed"
+    trace = api.trace(cid)
+    assert all(t["element_id"] != "Task_Authorize" and t["approval_step"] is None for t in trace["tasks"])
+    assert trace["approvals"] == []
+    assert transitions(api, cid) == chain("new", "scheduled", "implement", "review", "closed")
+
+
+def refused_fields(api, user: str, task_id: str, data: dict) -> list[str]:
+    response = api.post(f"/api/tasks/{task_id}/complete", user, json={"data": data})
+    assert response.status_code == 422, (data, response.get_json())
+    return [e["field"] for e in response.get_json()["errors"]]
+
+
+def snapshot(api, change_id: int):
+    trace = api.trace(change_id)
+    return trace["change"], len(trace["events"]), trace["approvals"], [t["id"] for t in ready_tasks(api, change_id)]
+
+
+def assert_all_refused(api, user: str, change_id: int, cases: list[tuple[dict, list[str]]]) -> None:
+    task = api.task(user, change_id)
+    before = snapshot(api, change_id)
+    for data, fields in cases:
+        assert set(refused_fields(api, user, task["id"], data)) == set(fields), data
+    assert snapshot(api, change_id) == before  # nothing stored: no state, events, approvals, tasks
+    assert api.task(user, change_id)["id"] == task["id"]
+
+
+def test_invalid_form_data_is_refused_field_by_field_and_nothing_is_stored(api):
+    cid = api.submit()["id"]
+    assert_all_refused(api, "morgan", cid, [
+        ({}, ["decision"]),
+        ({"decision": "maybe"}, ["decision"]),
+        ({"decision": "approve", "colour": "red"}, ["colour"]),
+        ({"decision": "maybe", "colour": "red"}, ["colour", "decision"]),
+        ({"decision": "reject"}, ["comment"]),
+        ({"decision": "reject", "comment": "   "}, ["comment"]),
+    ])
+    assert api.trace(cid)["approvals"] == [] and state(api, cid) == "authorize"
+    api.act("morgan", cid, {"decision": "approve"})
+    assert_all_refused(api, "morgan", cid, [
+        ({"implementer": "ivan"}, ["planned_end", "planned_start"]),
+        ({**WINDOW, "implementer": "nobody"}, ["implementer"]),
+        ({"planned_start": WINDOW["planned_end"], "planned_end": WINDOW["planned_start"], "implementer": "ivan"},
+         ["planned_end"]),
+        ({**WINDOW, "planned_start": "next Tuesday", "implementer": "ivan"}, ["planned_start"]),
+    ])
+    api.act("morgan", cid, {**WINDOW, "implementer": "ivan"})
+    assert_all_refused(api, "ivan", cid, [
+        ({**DONE, "actual_start": "2026-12-06T21:05:00"}, ["actual_start"]),
+        ({**DONE, "actual_end": "yesterday"}, ["actual_end"]),
+        ({**DONE, "implementation_result": "done"}, ["implementation_result"]),
+        ({**DONE, "implementation_result": "failed"}, ["implementation_notes"]),
+    ])
+    assert state(api, cid) == "implement"
+
+
+def test_each_missing_form_field_is_reported_once(api):
+    cid = approved(api)
+    fields = refused_fields(api, "morgan", api.task("morgan", cid)["id"], {"note": "Window to be agreed."})
+    assert sorted(fields) == ["implementer", "planned_end", "planned_start"]
+
+
+def test_scheduling_refuses_an_implementer_who_may_not_act_on_tasks(api):
+    """An auditor may not complete tasks, so an implementation assigned to one could never finish."""
+    cid = approved(api)
+    task = api.task("morgan", cid)
+    assert refused_fields(api, "morgan", task["id"], {**WINDOW, "implementer": "audrey"}) == ["implementer"]
+    assert state(api, cid) == "scheduled"
+
+
+def test_claim_unclaim_and_completing_a_finished_task(api):
+    mona = make_user(api, "mona", "change_manager")
+    cid = api.submit()["id"]
+    task = api.task("morgan", cid)
+    assert [t["id"] for t in inbox_for(api, mona, cid)] == [task["id"]]
+    path = f"/api/tasks/{task['id']}"
+
+    claimed = api.post(f"{path}/claim", "morgan")
+    assert claimed.status_code == 200 and claimed.get_json()["assignee"] == "morgan"
+    assert inbox_for(api, mona, cid) == [] and api.task("morgan", cid)["assignee"] == "morgan"
+    assert api.request("POST", f"{path}/claim", token=mona).status_code == 409
+    taken = api.request("POST", f"{path}/complete", token=mona, json={"data": {"decision": "approve"}})
+    assert taken.status_code == 403, taken.get_json()
+    assert api.request("POST", f"{path}/unclaim", token=mona).status_code == 409
+
+    released = api.post(f"{path}/unclaim", "morgan")
+    assert released.status_code == 200 and released.get_json()["assignee"] is None
+    assert [t["assignee"] for t in inbox_for(api, mona, cid)] == [None]
+    kinds = [e["kind"] for e in api.trace(cid)["events"]]
+    assert kinds.count("task_claimed") == 1 and kinds.count("task_unclaimed") == 1
+
+    api.complete("morgan", task["id"], {"decision": "approve"})
+    api.complete("morgan", task["id"], {"decision": "reject", "comment": "Too late."}, expect=409)
+    assert api.post(f"{path}/claim", "morgan").status_code == 409
+    assert state(api, cid) == "scheduled" and len(api.trace(cid)["approvals"]) == 1
+
+
+def test_invalid_change_requests_are_refused_naming_the_field(api):
+    missing = object()
+    cases = [
+        ({"services": ["crm-web", "no-such-service"]}, "services"),
+        ({"planned_end": "2026-12-05T21:00:00+01:00"}, "planned_end"),
+        ({"planned_start": "2026-12-05T22:00:00"}, "planned_start"),
+        ({"impact": 4}, "impact"),
+        ({"colour": "blue"}, "colour"),
+        ({"title": missing}, "title"),
+        ({"category": "gardening"}, "category"),
+        ({"implementer": "nobody"}, "implementer"),
+        ({"change_type": "emergency"}, "emergency_reason"),
+        ({"change_type": "emergency", "emergency_reason": "   "}, "emergency_reason"),
+    ]
+    for overrides, field in cases:
+        body = {k: v for k, v in {**NORMAL_CHANGE, **overrides}.items() if v is not missing}
+        response = api.post("/api/changes", "alice", json=body)
+        assert response.status_code == 422, (overrides, response.get_json())
+        errors = response.get_json()["errors"]
+        assert isinstance(errors, list) and all(e["field"] and e["message"] for e in errors), errors
+        assert field in [e["field"] for e in errors], (overrides, errors)
+    assert api.get("/api/changes", "audrey").get_json()["total"] == 0
+
+
+def listed(api, **query) -> list[int]:
+    response = api.get("/api/changes", "audrey", query_string=query)
+    assert response.status_code == 200, response.get_json()
+    return [c["id"] for c in response.get_json()["items"]]
+
+
+def test_change_list_filters_and_pages(api):
+    created = [
+        api.submit(),
+        api.submit(services=["payroll"], rollback_plan="", rollback_tested=False),
+        api.submit(change_type="standard", services=["intranet"]),
+        api.submit("morgan", change_type="emergency", emergency_reason="Outage", services=["firewall"]),
+    ]
+    newest_first = sorted((c["id"] for c in created), reverse=True)
+    assert listed(api) == newest_first
+
+    def expect(predicate):
+        ids = [c["id"] for c in sorted(created, key=lambda c: -c["id"]) if predicate(c)]
+        assert 0 < len(ids) < len(created)  # the filter must actually discriminate
+        return ids
+
+    assert listed(api, state="authorize") == expect(lambda c: c["state"] == "authorize")
+    assert listed(api, type="standard") == expect(lambda c: c["change_type"] == "standard")
+    assert listed(api, risk="high") == expect(lambda c: c["risk"] == "high")
+    assert listed(api, service="payroll") == expect(lambda c: "payroll" in c["services"])
+    assert listed(api, requester="morgan") == expect(lambda c: c["requester"] == "morgan")
+    assert listed(api, type="normal", risk="low") == expect(lambda c: c["change_type"] == "normal" and c["risk"] == "low")
+    assert listed(api, state="closed") == []
+
+    pages = [api.get("/api/changes", "audrey", query_string={"per_page": 3, "page": p}).get_json() for p in (1, 2, 3)]
+    assert [(p["total"], p["page"], p["per_page"]) for p in pages] == [(4, 1, 3), (4, 2, 3), (4, 3, 3)]
+    assert [c["id"] for p in pages for c in p["items"]] == newest_first
+    assert pages[2]["items"] == []
+    bad = api.get("/api/changes", "audrey", query_string={"state": "sideways"})
+    assert bad.status_code == 422 and "state" in [e["field"] for e in bad.get_json()["errors"]]

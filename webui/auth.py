@@ -1,5 +1,8 @@
 """Who is calling, and may they? Routes declare their action with @permission; the matrix decides.
 
+Put `@permission` right under `@blp.route`, above `@blp.arguments`: callers are refused before their
+request body is looked at.
+
 The action is also stored on the view function, so a test can walk the URL map and prove that no
 route was added without a rule.
 """

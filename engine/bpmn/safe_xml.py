@@ -12,6 +12,8 @@ from lxml import etree
 MAX_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 256
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
+_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+ALLOWED_ENCODINGS = {"utf-8", "utf8", "us-ascii", "ascii"}
 
 
 class XmlRejected(ValueError):
@@ -31,6 +33,11 @@ def parse_xml(data: str | bytes, *, max_bytes: int = MAX_BYTES) -> etree._Elemen
     raw = data.encode("utf-8") if isinstance(data, str) else data
     if len(raw) > max_bytes:
         raise XmlRejected(f"document is {len(raw)} bytes; the limit is {max_bytes}")
+    declared = _DECLARED_ENCODING.match(raw)
+    if declared and declared.group(1).decode("ascii").lower() not in ALLOWED_ENCODINGS:
+        # Other encodings (UTF-7 above all) can spell "<!DOCTYPE" so that a byte scan misses it.
+        raise XmlRejected(f"the document declares encoding {declared.group(1).decode('ascii')}; "
+                          "documents must be UTF-8", 1)
     match = _DOCTYPE.search(raw)
     if match:
         line = raw[: match.start()].count(b"\n") + 1
@@ -41,6 +48,10 @@ def parse_xml(data: str | bytes, *, max_bytes: int = MAX_BYTES) -> etree._Elemen
         raise XmlRejected(f"not well-formed XML: {exc.msg}", exc.lineno) from None
     if root is None:
         raise XmlRejected("empty document")
+    if root.getroottree().docinfo.doctype:
+        raise XmlRejected("DOCTYPE and ENTITY declarations are not allowed", 1)
+    for entity in root.iter(etree.Entity):
+        raise XmlRejected("entity references are not allowed", entity.sourceline)
     _check_depth(root)
     return root
 

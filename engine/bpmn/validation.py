@@ -87,15 +87,39 @@ def _check_dmn(bundle: Bundle, result: ValidationResult) -> set[str]:
     for name, xml in bundle.dmn.items():
         try:
             found |= decision_ids(xml)
+            check_dmn_expressions(parse_xml(xml), result, name)
         except XmlRejected as exc:
             result.add(None, exc.line, exc.message, name)
     return found
 
 
+def check_dmn_expressions(root, result: ValidationResult, filename: str) -> None:
+    """Every DMN cell is evaluated by the sandbox; refuse at deploy what it would refuse at run time."""
+    for element in root.iter():
+        if not isinstance(element.tag, str) or _local(element) != "text":
+            continue
+        cell = element.getparent()
+        text = (element.text or "").strip()
+        if not text or text == "-" or _local(cell) not in ("inputExpression", "inputEntry", "outputEntry"):
+            continue
+        problem = check_script(text, expression=True)
+        # An input entry may be a unary test ("< 3"): the engine puts the input on its left.
+        if problem and _local(cell) == "inputEntry" and check_script(f"dmninput {text}", expression=True) is None:
+            problem = None
+        if problem:
+            owner = cell.get("id") or cell.getparent().get("id")
+            result.add(owner, element.sourceline, f"DMN expression is refused by the script sandbox: {problem}",
+                       filename)
+
+
 def _check_schema(root, result: ValidationResult, filename: str) -> None:
     schema = VALIDATOR.validator
     VALIDATOR.preprocess(root)
-    if schema.validate(root):
+    try:
+        if schema.validate(root):
+            return
+    except etree.LxmlError as exc:
+        result.add(None, None, f"BPMN schema validation failed: {exc}", filename)
         return
     for error in list(schema.error_log)[:MAX_XSD_PROBLEMS]:
         result.add(_nearest_id(root, error.line), error.line, f"BPMN schema: {error.message}", filename)

@@ -14,9 +14,9 @@ blp = Blueprint("changes", __name__, url_prefix="/api/changes", description="Cha
 
 
 @blp.route("", methods=["POST"])
+@permission("change.create")
 @blp.arguments(schemas.ChangeCreate)
 @blp.response(201, schemas.Change)
-@permission("change.create")
 def create_change(fields):
     """Submit a change request; its process starts at once."""
     user = current_user()
@@ -24,9 +24,9 @@ def create_change(fields):
 
 
 @blp.route("", methods=["GET"])
+@permission("change.read")
 @blp.arguments(schemas.ChangeQuery, location="query")
 @blp.response(200, schemas.ChangePage)
-@permission("change.read")
 def list_changes(query):
     """Changes the caller may see, newest first. Requesters see their own."""
     items, total = change_service.list_changes(
@@ -37,15 +37,15 @@ def list_changes(query):
 
 
 @blp.route("/<int:change_id>", methods=["GET"])
-@blp.response(200, schemas.Change)
 @permission("change.read")
+@blp.response(200, schemas.Change)
 def get_change(change_id):
     return change_service.get_change(db.session, change_id, current_user())
 
 
 @blp.route("/<int:change_id>/trace", methods=["GET"])
-@blp.response(200, schemas.Trace)
 @permission("change.read")
+@blp.response(200, schemas.Trace)
 def get_trace(change_id):
     """Everything that happened to the change, and the diagram path it took."""
     change = change_service.get_change(db.session, change_id, current_user())

@@ -18,8 +18,8 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
 
 @blp.route("", methods=["GET"])
-@blp.response(200, schemas.ProcessDefinition(many=True))
 @permission("definition.read")
+@blp.response(200, schemas.ProcessDefinition(many=True))
 def list_definitions():
     return [
         {"process_key": v.process_key, "name": v.name, "latest_version": v.version, "versions": count,
@@ -29,9 +29,9 @@ def list_definitions():
 
 
 @blp.route("", methods=["POST"])
+@permission("definition.deploy")
 @blp.response(201, schemas.DeployResult)
 @blp.alt_response(422, description="Every problem found, each with element_id, line and message")
-@permission("definition.deploy")
 def deploy():
     """Deploy BPMN (and the DMN and form files it uses) as new versions.
 
@@ -69,14 +69,14 @@ def _text(name: str, raw: bytes) -> str:
 
 
 @blp.route("/<process_key>/versions", methods=["GET"])
-@blp.response(200, schemas.ProcessVersion(many=True))
 @permission("definition.read")
+@blp.response(200, schemas.ProcessVersion(many=True))
 def list_versions(process_key):
     return definitions.list_versions(db.session, process_key)
 
 
 @blp.route("/<process_key>/versions/<int:version>", methods=["GET"])
-@blp.response(200, schemas.ProcessVersionDetail)
 @permission("definition.read")
+@blp.response(200, schemas.ProcessVersionDetail)
 def get_version(process_key, version):
     return definitions.get_version(db.session, process_key, version)

@@ -12,9 +12,9 @@ blp = Blueprint("health", __name__, url_prefix="/api/health", description="Liven
 
 
 @blp.route("", methods=["GET"])
+@permission("health.read")
 @blp.response(200, schemas.Health)
 @blp.alt_response(503, schema=schemas.Health, description="A dependency is down")
-@permission("health.read")
 def health():
     database = {"ok": True, "dialect": db.engine.dialect.name}
     try:

@@ -15,16 +15,16 @@ blp = Blueprint("services", __name__, url_prefix="/api/services", description="S
 
 
 @blp.route("", methods=["GET"])
-@blp.response(200, schemas.ServiceOut(many=True))
 @permission("service.read")
+@blp.response(200, schemas.ServiceOut(many=True))
 def list_services():
     return db.session.scalars(select(Service).order_by(Service.key)).all()
 
 
 @blp.route("", methods=["POST"])
+@permission("service.write")
 @blp.arguments(schemas.Service)
 @blp.response(201, schemas.ServiceOut)
-@permission("service.write")
 def create_service(fields):
     user = current_user()
     return run_command(db.session, user, catalog.create_service, user, fields)

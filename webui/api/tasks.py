@@ -20,9 +20,9 @@ blp = Blueprint("tasks", __name__, url_prefix="/api/tasks", description="The tas
 
 
 @blp.route("", methods=["GET"])
+@permission("task.read")
 @blp.arguments(schemas.TaskQuery, location="query")
 @blp.response(200, schemas.Task(many=True))
-@permission("task.read")
 def inbox(query):
     """Ready tasks assigned to the caller, or unclaimed for one of the caller's roles."""
     user = current_user()
@@ -48,8 +48,8 @@ def _visible_task(task_id: str) -> Task:
 
 
 @blp.route("/<task_id>", methods=["GET"])
-@blp.response(200, schemas.TaskDetail)
 @permission("task.read")
+@blp.response(200, schemas.TaskDetail)
 def get_task(task_id):
     """The task with its form (JSON Schema, UI schema) and the current values of its fields."""
     task = _visible_task(task_id)
@@ -73,25 +73,25 @@ class _TaskWithForm:
 
 
 @blp.route("/<task_id>/claim", methods=["POST"])
-@blp.response(200, schemas.Task)
 @permission("task.act")
+@blp.response(200, schemas.Task)
 def claim(task_id):
     user = current_user()
     return run_command(db.session, user, runtime.claim_task, task_id, user)
 
 
 @blp.route("/<task_id>/unclaim", methods=["POST"])
-@blp.response(200, schemas.Task)
 @permission("task.act")
+@blp.response(200, schemas.Task)
 def unclaim(task_id):
     user = current_user()
     return run_command(db.session, user, runtime.unclaim_task, task_id, user)
 
 
 @blp.route("/<task_id>/complete", methods=["POST"])
+@permission("task.act")
 @blp.arguments(schemas.TaskComplete)
 @blp.response(200, schemas.Task)
-@permission("task.act")
 def complete(body, task_id):
     """Submit the form; the process runs on to its next wait state."""
     user = current_user()
