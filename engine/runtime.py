@@ -177,7 +177,8 @@ def _advance(command: Command, workflow: BpmnWorkflow, version: ProcessVersion, 
 def _describe(exc: SpiffWorkflowException, task) -> str:
     name = getattr(getattr(task, "task_spec", None), "bpmn_name", None)
     where = f"'{name}' " if name else ""
-    notes = "; ".join(getattr(exc, "notes", []) or [])
+    # SpiffWorkflow's notes often repeat the task name ("Business Rule Task 'X'."); keep the rest.
+    notes = "; ".join(n for n in getattr(exc, "notes", []) or [] if not (name and f"'{name}'" in n))
     message = f"{where}failed: {exc}"
     return f"{message} ({notes})" if notes else message
 
