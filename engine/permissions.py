@@ -28,6 +28,16 @@ MATRIX: dict[str, frozenset[str]] = {
     "definition.read": EVERYONE,
     "definition.deploy": frozenset({"process_owner", "admin"}),
     "user.manage": frozenset({"admin"}),
+    # an admin may complete an approval despite segregation of duties, with a recorded reason
+    "task.override_sod": frozenset({"admin"}),
+    # the deployment gate: pipelines ask it with a token scoped to this action
+    "change.gate": EVERYONE,
+    "template.read": EVERYONE,
+    "template.propose": frozenset({"requester", "change_manager", "service_owner", "implementer",
+                                   "process_owner", "admin"}),
+    "template.decide": frozenset({"change_manager"}),
+    "cab.read": STAFF,
+    "cab.manage": frozenset({"change_manager", "admin"}),
 }
 
 

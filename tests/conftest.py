@@ -38,9 +38,9 @@ def _reset_schema(url: str) -> None:
     migrate.upgrade(url)
 
 
-def _private_postgres_schema(base_url: str):
+def _private_postgres_schema(base_url: str, prefix: str = "cf_test"):
     """A schema of our own, so parallel test runs on one server never see each other's tables."""
-    schema = f"cf_test_{os.getpid()}"
+    schema = f"{prefix}_{os.getpid()}"
     admin = make_engine(base_url)
     with admin.begin() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))

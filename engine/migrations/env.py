@@ -20,6 +20,11 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # SQLite batch migrations copy and drop tables; with foreign keys on, dropping the old copy
+        # would cascade-delete dependent rows (approvals, tasks). Must be set outside a transaction.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()  # end the autobegun transaction so Alembic commits its own
     context.configure(connection=connection, target_metadata=target_metadata,
                       render_as_batch=connection.dialect.name == "sqlite")
     with context.begin_transaction():

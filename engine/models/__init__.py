@@ -5,8 +5,11 @@ from .changes import Approval, Assessment, Change, change_services
 from .definitions import DefinitionResource, ProcessVersion
 from .workflow import ProcessInstance, Task
 from .audit import AuditEvent, Incident
+from .templates import ChangeTemplate, TemplateVersion
+from .cab import CabMeeting
 
 __all__ = [
     "ApiToken", "User", "Service", "Approval", "Assessment", "Change", "change_services",
     "DefinitionResource", "ProcessVersion", "ProcessInstance", "Task", "AuditEvent", "Incident",
+    "ChangeTemplate", "TemplateVersion", "CabMeeting",
 ]

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base, UTCDateTime, utcnow
 from .services import Service
+from .templates import TemplateVersion
 from .users import User
 
 change_services = Table(
@@ -62,10 +63,14 @@ class Change(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Incremented each time the change enters authorization; a rework starts a new round.
+    approval_round: Mapped[int] = mapped_column(default=0)
+    template_version_id: Mapped[int | None] = mapped_column(ForeignKey("template_versions.id"), index=True)
 
     requester: Mapped[User] = relationship(foreign_keys=[requester_id])
     implementer: Mapped[User | None] = relationship(foreign_keys=[implementer_id])
     services: Mapped[list[Service]] = relationship(secondary=change_services, order_by=Service.key)
+    template_version: Mapped["TemplateVersion | None"] = relationship()
 
 
 class Assessment(Base):
@@ -95,5 +100,12 @@ class Approval(Base):
     decision: Mapped[str] = mapped_column(String(16))
     comment: Mapped[str] = mapped_column(Text, default="")
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    round: Mapped[int] = mapped_column(default=1)
+    cab_meeting_id: Mapped[int | None] = mapped_column(ForeignKey("cab_meetings.id"), index=True)
+    # Who entered the decision when not the approver (a CAB chair recording the meeting).
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    evidence_reviewed: Mapped[list] = mapped_column(default=list)
 
-    approver: Mapped[User] = relationship()
+    approver: Mapped[User] = relationship(foreign_keys=[approver_id])
+    recorded_by: Mapped[User | None] = relationship(foreign_keys=[recorded_by_id])

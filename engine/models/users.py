@@ -41,5 +41,7 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # None: the token carries all of its user's permissions; a list: only these actions (CI gates).
+    scopes: Mapped[list | None] = mapped_column()
 
     user: Mapped[User] = relationship(back_populates="tokens")
