@@ -6,7 +6,8 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from . import audit
+from . import audit, templates
+from .approvals import approver_facts
 from .definitions import latest_version
 from .errors import NotFound, ValidationFailed, WorkflowFailure
 from .models import Change, Service, User, change_services
@@ -30,6 +31,7 @@ def create_change(session: Session, actor: User, fields: dict) -> Change:
     version = latest_version(session, PROCESS_FOR_TYPE[change_type])
     if version is None:
         raise NotFound(f"No process is deployed for {change_type} changes ({PROCESS_FOR_TYPE[change_type]}).")
+    fields, template_version = templates.fields_for_change(session, fields)
     change = Change(
         title=fields["title"], description=fields.get("description") or "", change_type=change_type,
         category=fields["category"], impact=fields["impact"], urgency=fields["urgency"],
@@ -45,15 +47,21 @@ def create_change(session: Session, actor: User, fields: dict) -> Change:
     )
     change.implementer = find_user(session, fields.get("implementer"), "implementer", role="implementer")
     change.services = _services(session, fields.get("services") or [])
+    change.template_version = template_version
     check_window(change)
     session.add(change)
     session.flush()
     change.number = f"CHG{change.id:07d}"
+    if template_version is not None:
+        templates.check_max_risk(session, change, template_version)
     audit.record(session, "change_created", actor=actor, change_id=change.id,
                  data={"number": change.number, "type": change_type, "process": version.process_key,
-                       "process_version": version.version})
+                       "process_version": version.version,
+                       **({"template": template_version.template.key, "template_version": template_version.version}
+                          if template_version is not None else {})})
     try:
-        start_process(session, change, version, actor, {**process_data(change), **risk_inputs(session, change)})
+        start_process(session, change, version, actor, {**process_data(change), **risk_inputs(session, change),
+                                                        **approver_facts(session, change)})
     except WorkflowFailure as failure:
         failure.change_id = None  # the change itself is rolled back with the failed start
         raise
@@ -70,10 +78,14 @@ def _services(session: Session, keys: list[str]) -> list[Service]:
     return [found[k] for k in keys]
 
 
-def get_change(session: Session, change_id: int, user: User) -> Change:
-    change = session.get(Change, change_id)
+def get_change(session: Session, change_ref: int | str, user: User) -> Change:
+    """A change by id or by number (CHG0000123), if `user` may read it."""
+    if isinstance(change_ref, str) and not change_ref.isdigit():
+        change = session.scalar(select(Change).where(Change.number == change_ref.upper()))
+    else:
+        change = session.get(Change, int(change_ref))
     if change is None:
-        raise NotFound(f"Change {change_id} does not exist.")
+        raise NotFound(f"Change {change_ref} does not exist.")
     require_read_change(user, change)
     return change
 

@@ -51,6 +51,8 @@ def set_state(command: Command, task, state: str):
     if previous == state:
         return {"state": state}
     change.state = state
+    if state == "authorize":
+        change.approval_round += 1  # a new round: earlier decisions no longer count
     change.closed_at = utcnow() if state in FINAL_STATES else None
     audit.record(command.session, "state_changed", actor=command.actor, change_id=change.id,
                  element_id=task.task_spec.bpmn_id, data={"from": previous, "to": state})

@@ -21,10 +21,11 @@ from . import audit
 from .bpmn.specs import SPECS
 from .command import Command
 from .db import utcnow
-from .errors import Conflict, NotFound, ValidationFailed, WorkflowFailure
+from .errors import Conflict, Forbidden, NotFound, ValidationFailed, WorkflowFailure
 from .forms import validate_form
 from .models import Approval, Assessment, Change, ProcessInstance, ProcessVersion, Task, User
-from .permissions import require_task_actor
+from .approvals import RULE, approver_facts, sod_refusal, tally
+from .permissions import can, require_task_actor
 from .projection import apply_form_to_change, risk_inputs
 from .roles import role_from_lane
 from .scripting import ChangeflowScriptEngine
@@ -65,6 +66,9 @@ def claim_task(session: Session, task_id: str, user: User) -> Task:
     if task.assignee_id is not None:
         raise Conflict(f"This task is already claimed by {task.assignee.username}.")
     require_task_actor(user, task)
+    refusal = sod_refusal(session, user, task)
+    if refusal:
+        raise Forbidden(refusal, rule=RULE)
     claimed = session.execute(
         update(Task)
         .where(Task.id == task_id, Task.status == "ready", Task.assignee_id.is_(None))
@@ -99,10 +103,15 @@ def unclaim_task(session: Session, task_id: str, user: User) -> Task:
     return task
 
 
-def complete_task(session: Session, task_id: str, user: User, data: dict) -> Task:
+def complete_task(session: Session, task_id: str, user: User, data: dict, *,
+                  override_reason: str | None = None, cab_meeting_id: int | None = None,
+                  recorded_by: User | None = None, evidence_reviewed: list | None = None) -> Task:
+    """Submit a task's form. For approvals, segregation of duties applies unless an admin overrides
+    it with a reason; a CAB chair may record a member's decision taken in a meeting."""
     task = get_task(session, task_id)
     _require_ready(task)
     require_task_actor(user, task)
+    override = _segregation_of_duties(session, task, user, override_reason)
     instance = session.get(ProcessInstance, task.instance_id)
     version = instance.process_version
     if task.form:
@@ -115,17 +124,35 @@ def complete_task(session: Session, task_id: str, user: User, data: dict) -> Tas
         raise Conflict("This task is no longer waiting for input.")
 
     apply_form_to_change(session, change, data)
-    spiff_task.set_data(**{**data, **risk_inputs(session, change)})
     task.status, task.completed_at, task.completed_by_id, task.data = "completed", utcnow(), user.id, data
     task.assignee_id = task.assignee_id or user.id
-    audit.record(session, "task_completed", actor=user, change_id=change.id,
-                 element_id=task.element_id, task_id=task.id, data={"name": task.name, "submitted": data})
+    audit.record(session, "task_completed", actor=recorded_by or user, change_id=change.id,
+                 element_id=task.element_id, task_id=task.id,
+                 data={"name": task.name, "submitted": data, "on_behalf_of": user.username if recorded_by else None})
+    facts = {**risk_inputs(session, change), **approver_facts(session, change)}
     if task.approval_step:
-        _record_approval(session, task, user, data)
+        _record_approval(session, task, user, data, override=override, cab_meeting_id=cab_meeting_id,
+                         recorded_by=recorded_by, evidence_reviewed=evidence_reviewed or [])
+        facts["approval_tally"] = tally(session, change, task.approval_step)
+    spiff_task.set_data(**{**data, **facts})
     _advance(command, workflow, version, first=spiff_task)
     _save(session, instance, workflow)
     _sync_tasks(command, instance, workflow, version)
     return task
+
+
+def _segregation_of_duties(session: Session, task: Task, user: User, override_reason: str | None) -> str | None:
+    """Raise 403 naming the rule, unless an admin overrides it; return the override reason used."""
+    refusal = sod_refusal(session, user, task)
+    if refusal is None:
+        return None
+    if not (override_reason or "").strip():
+        raise Forbidden(refusal, rule=RULE)
+    if not can(user, "task.override_sod"):
+        raise Forbidden(f"{refusal} Only an admin may override segregation of duties.", rule=RULE)
+    audit.record(session, "sod_override", actor=user, change_id=task.change_id, element_id=task.element_id,
+                 task_id=task.id, data={"rule": refusal, "reason": override_reason.strip()})
+    return override_reason.strip()
 
 
 def load_workflow(session: Session, instance: ProcessInstance) -> BpmnWorkflow:
@@ -245,17 +272,24 @@ def _duration(expression: str) -> timedelta:
     return TimerEventDefinition.get_timedelta_from_start(parsed)
 
 
-def _record_approval(session: Session, task: Task, user: User, data: dict) -> None:
+def _record_approval(session: Session, task: Task, user: User, data: dict, *, override: str | None,
+                     cab_meeting_id: int | None, recorded_by: User | None, evidence_reviewed: list) -> None:
     decision = data.get("decision")
     if decision not in ("approve", "reject"):
         raise ValidationFailed("An approval needs a decision.",
                                errors=[{"field": "decision", "message": "must be 'approve' or 'reject'"}])
     session.add(Approval(change_id=task.change_id, task_id=task.id, step=task.approval_step,
                          approver_id=user.id, role=task.role, decision=decision,
-                         comment=data.get("comment") or ""))
-    audit.record(session, "approval_decision", actor=user, change_id=task.change_id,
+                         comment=data.get("comment") or "", round=task.change.approval_round,
+                         override_reason=override, cab_meeting_id=cab_meeting_id,
+                         recorded_by_id=recorded_by.id if recorded_by else None,
+                         evidence_reviewed=evidence_reviewed))
+    session.flush()
+    audit.record(session, "approval_decision", actor=recorded_by or user, change_id=task.change_id,
                  element_id=task.element_id, task_id=task.id,
-                 data={"step": task.approval_step, "decision": decision, "comment": data.get("comment") or ""})
+                 data={"step": task.approval_step, "round": task.change.approval_round, "approver": user.username,
+                       "decision": decision, "comment": data.get("comment") or "",
+                       "cab_meeting_id": cab_meeting_id, "override_reason": override})
 
 
 def _project_assessment(session: Session, change: Change, workflow: BpmnWorkflow) -> None:

@@ -107,3 +107,22 @@ def test_demo_serves_the_api_with_documented_tokens(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_tokens_create_scoped_list_and_revoke(app, database_url, tmp_path):
+    created = run_cli("tokens", "create", "ivan", "--name", "release pipeline", "--scope", "change.gate",
+                      "--expires-days", "30", database_url=database_url, tmp_path=tmp_path)
+    token = created.stdout.strip().splitlines()[-1]
+    assert "limited to change.gate" in created.stdout
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/tasks", headers=headers).status_code == 403
+    listed = run_cli("tokens", "list", "ivan", database_url=database_url, tmp_path=tmp_path).stdout
+    line = next(l for l in listed.splitlines() if "release pipeline" in l)
+    assert "active" in line and token not in listed
+    token_id = line.split("\t")[0]
+    run_cli("tokens", "revoke", token_id, database_url=database_url, tmp_path=tmp_path)
+    assert client.get("/api/changes/1/gate", headers=headers).status_code == 401
+    refused = run_cli("tokens", "create", "ivan", "--name", "x", "--scope", "everything",
+                      database_url=database_url, tmp_path=tmp_path, check=False)
+    assert refused.returncode == 2 and "everything" in refused.stderr

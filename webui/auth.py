@@ -13,7 +13,7 @@ from functools import wraps
 from flask import abort, g, request
 
 from engine import permissions
-from engine.accounts import user_for_token
+from engine.accounts import valid_token
 from engine.models import User
 
 from .extensions import db
@@ -21,15 +21,16 @@ from .extensions import db
 
 def current_user() -> User | None:
     if "user" not in g:
-        g.user = _authenticate()
+        token = _bearer_token()
+        g.user, g.token_scopes = (token.user, token.scopes) if token else (None, None)
     return g.user
 
 
-def _authenticate() -> User | None:
+def _bearer_token():
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return user_for_token(db.session, token.strip())
+        return valid_token(db.session, token.strip())
     return None
 
 
@@ -46,6 +47,9 @@ def permission(action: str):
                     abort(401, description="Send a valid API token: 'Authorization: Bearer <token>'.")
                 if not permissions.can(user, action):
                     abort(403, description=f"Your roles ({', '.join(user.roles) or 'none'}) do not allow '{action}'.")
+                if g.token_scopes is not None and action not in g.token_scopes:
+                    abort(403, description=f"This token is limited to {', '.join(g.token_scopes)}; "
+                                           f"'{action}' needs another token.")
             return view(*args, **kwargs)
 
         wrapper.permission_action = action

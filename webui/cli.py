@@ -106,6 +106,70 @@ def users_create(username, roles, email, display_name):
     click.echo(token)
 
 
+@main.group()
+def tokens():
+    """API tokens: create (shown once), list, revoke."""
+
+
+@tokens.command("create")
+@click.argument("username")
+@click.option("--name", required=True, help="What the token is for, e.g. 'release pipeline'.")
+@click.option("--scope", "scopes", multiple=True,
+              help="Limit the token to these actions (e.g. change.gate for a CI pipeline). Repeatable.")
+@click.option("--expires-days", type=click.IntRange(1, 3650), default=None)
+@with_appcontext
+def tokens_create(username, name, scopes, expires_days):
+    """Create a token for USERNAME; the token is printed as the last line."""
+    from datetime import timedelta
+
+    from engine.db import utcnow
+
+    session = _session()
+    expires_at = utcnow() + timedelta(days=expires_days) if expires_days else None
+    try:
+        row, token = accounts.create_token(session, username, name=name, scopes=list(scopes), expires_at=expires_at)
+        session.commit()
+    except ChangeflowError as error:
+        session.rollback()
+        _fail(error)
+    limits = f"limited to {', '.join(row.scopes)}" if row.scopes else "with all of the user's permissions"
+    click.echo(f"token {row.id} '{name}' for {username}, {limits}"
+               + (f", expires {row.expires_at:%Y-%m-%d}" if row.expires_at else ""))
+    click.echo(token)
+
+
+@tokens.command("list")
+@click.argument("username")
+@with_appcontext
+def tokens_list(username):
+    """List a user's tokens (never the secrets)."""
+    from sqlalchemy import select
+
+    from engine.models import ApiToken, User
+
+    session = _session()
+    rows = session.scalars(select(ApiToken).join(User).where(User.username == username).order_by(ApiToken.id))
+    for row in rows:
+        status = "revoked" if row.revoked_at else "active"
+        expires = f"{row.expires_at:%Y-%m-%d}" if row.expires_at else "never"
+        click.echo(f"{row.id}\t{row.name}\t{status}\tscopes={','.join(row.scopes or ['all'])}\texpires={expires}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+@with_appcontext
+def tokens_revoke(token_id):
+    """Revoke a token by its id (see `tokens list`); it stops working at once."""
+    session = _session()
+    try:
+        row = accounts.revoke_token(session, token_id)
+        session.commit()
+    except ChangeflowError as error:
+        session.rollback()
+        _fail(error)
+    click.echo(f"revoked token {row.id} '{row.name}' of {row.user.username}")
+
+
 @main.command("serve")
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

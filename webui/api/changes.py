@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 
 from engine import changes as change_service
+from engine.gate import check_gate
 from engine.trace import change_trace
 from engine.transactions import run_command
 
@@ -41,6 +42,20 @@ def list_changes(query):
 @blp.response(200, schemas.Change)
 def get_change(change_id):
     return change_service.get_change(db.session, change_id, current_user())
+
+
+@blp.route("/<change_ref>/gate", methods=["GET"])
+@permission("change.gate")
+@blp.response(200, schemas.Gate)
+def gate(change_ref):
+    """May a pipeline deploy this change now? `change_ref` is the id or the number (CHG0000123).
+
+    Allowed only when the change is authorized and now is inside its planned window (and, as they
+    land, no blackout applies and required evidence is present). Every check is audited.
+    """
+    user = current_user()
+    change = change_service.get_change(db.session, change_ref, user)
+    return run_command(db.session, user, check_gate, change, user)
 
 
 @blp.route("/<int:change_id>/trace", methods=["GET"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from engine import templates as template_service
 from engine.changes import CATEGORIES, CHANGE_TYPES
 from engine.operators import CHANGE_STATES
 
@@ -26,7 +27,11 @@ class ChangeCreate(Strict):
     title = fields.String(required=True, validate=validate.Length(min=3, max=200))
     description = fields.String(load_default="", validate=validate.Length(max=20000))
     change_type = fields.String(required=True, validate=validate.OneOf(CHANGE_TYPES))
-    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    category = fields.String(validate=validate.OneOf(CATEGORIES),
+                             metadata={"description": "required, unless it comes from the template"})
+    template = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64),
+                             metadata={"description": "standard changes: the key of an active template; "
+                                                      "its category and plans are fixed"})
     services = fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=list,
                            validate=validate.Length(max=100))
     impact = fields.Integer(required=True, validate=validate.Range(1, 3), strict=True)
@@ -49,6 +54,11 @@ class ChangeCreate(Strict):
         start, end = data.get("planned_start"), data.get("planned_end")
         if start and end and end <= start:
             raise ValidationError("must be after planned_start", field_name="planned_end")
+
+    @validates_schema
+    def category_or_template(self, data, **kwargs):
+        if not data.get("template") and not data.get("category"):
+            raise ValidationError("Missing data for required field.", field_name="category")
 
 
 class Change(Strict):
@@ -122,6 +132,9 @@ class Task(Strict):
 
 
 class TaskDetail(Task):
+    change = fields.Nested("Change", metadata={"description": "the change the task belongs to"})
+    approvals = fields.List(fields.Nested("Approval"), metadata={
+        "description": "every approval decision on the change so far (with round), newest last"})
     schema = fields.Dict(metadata={"description": "the form's JSON Schema"})
     ui_schema = fields.Dict(allow_none=True)
     data = fields.Dict(metadata={"description": "prefilled values while ready; the submitted data once completed"})
@@ -135,6 +148,8 @@ class TaskQuery(Strict):
 class TaskComplete(Strict):
     data = fields.Dict(keys=fields.String(), required=True,
                        metadata={"description": "values for the task's form, validated by its JSON Schema"})
+    override_reason = fields.String(load_default=None, validate=validate.Length(min=10, max=2000), metadata={
+        "description": "admins only: decide an approval despite segregation of duties; recorded and audited"})
 
 
 class Service(Strict):
@@ -203,6 +218,10 @@ class AuditEvent(Strict):
 
 class Approval(Strict):
     step = fields.String()
+    round = fields.Integer()
+    cab_meeting_id = fields.Integer(allow_none=True)
+    recorded_by = UsernameField(allow_none=True)
+    override_reason = fields.String(allow_none=True)
     approver = UsernameField()
     role = fields.String()
     decision = fields.String()
@@ -238,7 +257,133 @@ class Trace(Strict):
     diagram = fields.Nested(Diagram, allow_none=True)
 
 
+class Gate(Strict):
+    change = fields.String()
+    allowed = fields.Boolean()
+    reasons = fields.List(fields.String())
+    checked_at = fields.DateTime()
+    state = fields.String()
+    planned_start = fields.DateTime(allow_none=True)
+    planned_end = fields.DateTime(allow_none=True)
+
+
 class Health(Strict):
     status = fields.String()
     database = fields.Dict()
     redis = fields.Dict()
+
+
+# -- the standard-change catalogue -------------------------------------------------------------------
+
+def _template_version_number(template, pick):
+    version = pick(template)
+    return version.version if version is not None else None
+
+
+def _shown_content(template):
+    """The active version's content, or the latest proposal's while nothing is approved."""
+    return template_service.active_version(template) or (template.versions[-1] if template.versions else None)
+
+
+def _content_field(name, field):
+    return fields.Function(lambda t: getattr(_shown_content(t), name, None), metadata={"type": field})
+
+
+_KEY = [validate.Length(min=1, max=64),
+        validate.Regexp(r"^[a-z0-9][a-z0-9_.-]*$", error="lower-case letters, digits, . _ -")]
+_TEXT = validate.Length(max=20000)
+_NOT_BLANK = validate.Regexp(r"\S", error="may not be blank")
+_SERVICE_KEYS = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
+                            validate=validate.Length(min=1, max=100))
+
+
+class TemplateContent(Strict):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    category = fields.String(validate=validate.OneOf(CATEGORIES))
+    description = fields.String(validate=validate.Length(max=5000))
+    implementation_plan = fields.String(validate=_TEXT)
+    rollback_plan = fields.String(validate=[validate.Length(min=1, max=20000), _NOT_BLANK])
+    test_plan = fields.String(validate=_TEXT)
+    allowed_services = _SERVICE_KEYS
+    max_risk = fields.String(validate=validate.OneOf(template_service.MAX_RISKS),
+                             metadata={"description": "the highest risk a change from it may have"})
+
+
+class TemplateCreate(TemplateContent):
+    key = fields.String(required=True, validate=_KEY)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    rollback_plan = fields.String(required=True, validate=[validate.Length(min=1, max=20000), _NOT_BLANK])
+    allowed_services = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
+                                   validate=validate.Length(min=1, max=100))
+    max_risk = fields.String(load_default="low", validate=validate.OneOf(template_service.MAX_RISKS))
+    owner = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64),
+                          metadata={"description": "username; the proposer when left out"})
+
+
+class TemplateChange(TemplateContent):
+    @validates_schema
+    def something_changes(self, data, **kwargs):
+        if not data:
+            raise ValidationError("send at least one field to change")
+
+
+class TemplateRetire(Strict):
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=5000), _NOT_BLANK])
+
+
+class TemplateDecision(Strict):
+    decision = fields.String(required=True, validate=validate.OneOf(("approve", "reject")))
+    comment = fields.String(load_default="", validate=validate.Length(max=5000),
+                            metadata={"description": "required when rejecting"})
+
+
+class TemplateReinstate(Strict):
+    comment = fields.String(required=True, validate=[validate.Length(min=1, max=5000), _NOT_BLANK],
+                            metadata={"description": "what the review after the suspension found"})
+
+
+class TemplateQuery(Strict):
+    status = fields.String(validate=validate.OneOf(template_service.STATUSES))
+
+
+class TemplateVersion(Strict):
+    version = fields.Integer()
+    kind = fields.String(metadata={"description": "create | change | retire"})
+    status = fields.String(metadata={"description": "pending | approved | rejected"})
+    active = fields.Function(lambda v: v is template_service.active_version(v.template))
+    name = fields.String()
+    category = fields.String()
+    description = fields.String(metadata={"description": "for a retire version: the reason for retiring"})
+    implementation_plan = fields.String()
+    rollback_plan = fields.String()
+    test_plan = fields.String()
+    allowed_services = fields.List(fields.String())
+    max_risk = fields.String()
+    proposed_by = UsernameField(allow_none=True)
+    proposed_at = fields.DateTime()
+    decided_by = UsernameField(allow_none=True)
+    decided_at = fields.DateTime(allow_none=True)
+    decision_comment = fields.String()
+
+
+class Template(Strict):
+    key = fields.String()
+    status = fields.String(metadata={"description": "proposed | active | suspended | retired | rejected"})
+    status_reason = fields.String()
+    owner = UsernameField(allow_none=True)
+    created_at = fields.DateTime()
+    active_version = fields.Function(lambda t: _template_version_number(t, template_service.active_version))
+    pending_version = fields.Function(lambda t: _template_version_number(t, template_service.pending_version))
+    name = _content_field("name", "string")
+    category = _content_field("category", "string")
+    description = _content_field("description", "string")
+    allowed_services = _content_field("allowed_services", "array")
+    max_risk = _content_field("max_risk", "string")
+
+
+class TemplateDetail(Template):
+    implementation_plan = _content_field("implementation_plan", "string")
+    rollback_plan = _content_field("rollback_plan", "string")
+    test_plan = _content_field("test_plan", "string")
+    versions = fields.List(fields.Nested(TemplateVersion))

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import json
+
 from flask_smorest import Blueprint
-from sqlalchemy import or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import select
 
 from engine import runtime
 from engine.errors import NotFound
-from engine.models import ProcessInstance, Task
+from engine.inbox import inbox as engine_inbox
+from engine.models import Approval, ProcessInstance, Task
 from engine.permissions import can_see_task
 from engine.projection import form_values
 from engine.transactions import run_command
@@ -25,19 +26,7 @@ blp = Blueprint("tasks", __name__, url_prefix="/api/tasks", description="The tas
 @blp.response(200, schemas.Task(many=True))
 def inbox(query):
     """Ready tasks assigned to the caller, or unclaimed for one of the caller's roles."""
-    user = current_user()
-    stmt = (
-        select(Task)
-        .where(Task.status == "ready",
-               or_(Task.assignee_id == user.id, (Task.assignee_id.is_(None)) & Task.role.in_(user.roles)))
-        .options(selectinload(Task.change), selectinload(Task.assignee))
-        .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at)
-    )
-    if query.get("role"):
-        stmt = stmt.where(Task.role == query["role"])
-    if query.get("change"):
-        stmt = stmt.where(Task.change_id == query["change"])
-    return db.session.scalars(stmt.limit(500)).all()
+    return engine_inbox(db.session, current_user(), role=query.get("role"), change_id=query.get("change"))
 
 
 def _visible_task(task_id: str) -> Task:
@@ -58,7 +47,9 @@ def get_task(task_id):
     schema = json.loads(forms[task.form]) if task.form in forms else {}
     ui_schema = json.loads(forms[task.ui_form]) if task.ui_form in forms else None
     values = form_values(task.change, schema) if task.status == "ready" else (task.data or {})
-    return _TaskWithForm(task, schema=schema, ui_schema=ui_schema, data=values)
+    approvals = db.session.scalars(select(Approval).where(Approval.change_id == task.change_id)
+                                   .order_by(Approval.id)).all()
+    return _TaskWithForm(task, schema=schema, ui_schema=ui_schema, data=values, approvals=approvals)
 
 
 class _TaskWithForm:
@@ -95,4 +86,5 @@ def unclaim(task_id):
 def complete(body, task_id):
     """Submit the form; the process runs on to its next wait state."""
     user = current_user()
-    return run_command(db.session, user, runtime.complete_task, task_id, user, body["data"])
+    return run_command(db.session, user, runtime.complete_task, task_id, user, body["data"],
+                       override_reason=body.get("override_reason"))

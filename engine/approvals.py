@@ -1,0 +1,70 @@
+"""Approval facts and rules: who is asked, what has been decided, and segregation of duties.
+
+The process decides *which* approval steps a change needs (BPMN + DMN); this module supplies the
+people (service owners, CAB members), tallies decisions within a step, and refuses approvals that
+would break segregation of duties.
+"""
+from __future__ import annotations
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from .models import Approval, Change, Task, User
+
+RULE = "segregation_of_duties"
+
+
+def approver_facts(session: Session, change: Change) -> dict:
+    """Variables the approval steps of a process read: who owns the services, who sits on the CAB.
+
+    People who requested or will implement the change are left out; an owner left out becomes
+    None, which puts that owner's approval in the service-owner role's shared inbox instead.
+    """
+    conflicted = {change.requester_id, change.implementer_id} - {None}
+    owners: list[str | None] = []
+    for service in change.services:
+        owner = service.owner
+        name = owner.username if owner is not None and owner.active and owner.id not in conflicted else None
+        if name not in owners:
+            owners.append(name)
+    members = session.scalars(select(User).where(User.active.is_(True)).order_by(User.username)).all()
+    cab = [u.username for u in members if "cab_member" in u.roles and u.id not in conflicted]
+    return {"service_owners": owners, "cab_members": cab}
+
+
+def tally(session: Session, change: Change, step: str) -> dict:
+    """Decisions so far in this step of the current approval round."""
+    rows = session.execute(
+        select(Approval.decision, func.count()).where(
+            Approval.change_id == change.id, Approval.step == step, Approval.round == change.approval_round)
+        .group_by(Approval.decision)).all()
+    counts = {"approve": 0, "reject": 0}
+    counts.update({decision: n for decision, n in rows})
+    return counts
+
+
+def sod_refusal(session: Session, user: User, task: Task) -> str | None:
+    """Why segregation of duties forbids `user` to decide `task`, or None."""
+    if not task.approval_step:
+        return None
+    change = task.change
+    if change.requester_id == user.id:
+        return "Segregation of duties: you requested this change, so you cannot approve it."
+    if change.implementer_id == user.id:
+        return "Segregation of duties: you will implement this change, so you cannot approve it."
+    already = session.scalar(select(exists().where(
+        Approval.change_id == change.id, Approval.step == task.approval_step,
+        Approval.round == change.approval_round, Approval.approver_id == user.id)))
+    if already:
+        return "Segregation of duties: you have already decided in this approval step."
+    return None
+
+
+def sod_excluded(user: User):
+    """SQL condition true for tasks `user` must not be offered (mirror of sod_refusal)."""
+    decided = exists().where(
+        Approval.change_id == Task.change_id, Approval.step == Task.approval_step,
+        Approval.round == Change.approval_round, Approval.approver_id == user.id)
+    # NULL-safe: with no implementer yet, "implementer_id = :me" is NULL and NOT(NULL) hides the task.
+    implements = and_(Change.implementer_id.is_not(None), Change.implementer_id == user.id)
+    return and_(Task.approval_step.is_not(None), or_(Change.requester_id == user.id, implements, decided))

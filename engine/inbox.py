@@ -1,0 +1,29 @@
+"""The task inbox query: what a person may work on now."""
+from __future__ import annotations
+
+from sqlalchemy import not_, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from .approvals import sod_excluded
+from .models import Change, Task, User
+from .permissions import require
+
+
+def inbox(session: Session, user: User, *, role: str | None = None, change_id: int | None = None,
+          limit: int = 500) -> list[Task]:
+    """Ready tasks assigned to `user` or unclaimed for one of their roles — minus approvals that
+    segregation of duties forbids them (they would only get a 403)."""
+    require(user, "task.read")
+    stmt = (
+        select(Task).join(Change, Change.id == Task.change_id)
+        .where(Task.status == "ready",
+               or_(Task.assignee_id == user.id, Task.assignee_id.is_(None) & Task.role.in_(user.roles)),
+               not_(sod_excluded(user)))
+        .options(selectinload(Task.change), selectinload(Task.assignee))
+        .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at)
+    )
+    if role:
+        stmt = stmt.where(Task.role == role)
+    if change_id:
+        stmt = stmt.where(Task.change_id == change_id)
+    return list(session.scalars(stmt.limit(limit)))
