@@ -194,6 +194,10 @@ def test_rejected_change_is_reworked_reassessed_and_resubmitted(api):
     second = api.task("morgan", cid)
     assert second["id"] != first["id"] and second["element_id"] == "Task_Authorize"
     api.complete("morgan", second["id"], {"decision": "approve"})
+    # now high risk: the service owner and the CAB (casey alone: quorum one) must approve too
+    assert state(api, cid) == "authorize"
+    api.act("sam", cid, {"decision": "approve"}, name="Service owner approval")
+    api.act("casey", cid, {"decision": "approve"}, name="CAB approval")
     assert state(api, cid) == "scheduled"
     assert transitions(api, cid) == chain("new", "assess", "authorize", "new", "assess", "authorize", "scheduled")
 
@@ -254,8 +258,19 @@ def test_rejected_emergency_change_is_reworked_and_reassessed(api):
     assert state(api, cid) == "implement"
 
 
+def standard_template(api) -> dict:
+    """An active template whose fixed category and plans are those of NORMAL_CHANGE."""
+    fixed = {k: NORMAL_CHANGE[k] for k in ("category", "implementation_plan", "rollback_plan", "test_plan")}
+    proposed = api.post("/api/templates", "sam", json={"key": "intranet-page", "name": "Intranet page",
+                                                       "allowed_services": ["intranet"], **fixed})
+    assert proposed.status_code == 201, proposed.get_json()
+    decided = api.post("/api/templates/intranet-page/versions/1/decision", "morgan", json={"decision": "approve"})
+    assert decided.status_code == 200, decided.get_json()
+    return {"change_type": "standard", "template": "intranet-page", "services": ["intranet"]}
+
+
 def test_standard_change_skips_authorization(api):
-    cid = api.submit(change_type="standard", services=["intranet"])["id"]
+    cid = api.submit(**standard_template(api))["id"]
     change = api.change(cid)
     assert change["state"] == "implement" and change["risk"] == "low"
     assert not sees(api, "morgan", cid)
@@ -394,7 +409,7 @@ def test_change_list_filters_and_pages(api):
     created = [
         api.submit(),
         api.submit(services=["payroll"], rollback_plan="", rollback_tested=False),
-        api.submit(change_type="standard", services=["intranet"]),
+        api.submit(**standard_template(api)),
         api.submit("morgan", change_type="emergency", emergency_reason="Outage", services=["firewall"]),
     ]
     newest_first = sorted((c["id"] for c in created), reverse=True)

@@ -185,9 +185,12 @@ def _check_process(process, bundle: Bundle, decisions: set[str], result: Validat
                 result.add(element_id, line, "business rule task names no decision (spiffworkflow:calledDecisionId)")
             elif decision not in decisions:
                 result.add(element_id, line, f"decision '{decision}' is not in any deployed DMN file")
-        elif kind == "conditionExpression":
-            parent = element.getparent()
-            _check_code(element.text or "True", True, parent.get("id"), line, result, "condition")
+        elif kind in ("conditionExpression", "completionCondition", "loopCardinality"):
+            owner = element.getparent()
+            if kind != "conditionExpression":
+                owner = owner.getparent()  # the task that carries the loop characteristics
+            _check_code(element.text or "True", True, owner.get("id"), line, result,
+                        "condition" if kind == "conditionExpression" else kind)
         elif kind in ("timeDate", "timeDuration", "timeCycle"):
             owner = element.getparent().getparent()
             _check_code(element.text or "", True, owner.get("id"), line, result, "timer expression")

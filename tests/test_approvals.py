@@ -1,0 +1,169 @@
+"""Approval paths by risk, segregation of duties, rework rounds — and policy changed by deploying DMN."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from engine import accounts
+from engine.models import Approval, AuditEvent
+from webui.extensions import db
+
+LOW = {"services": ["crm-web"], "impact": 3, "urgency": 3}           # criticality 3, tested rollback
+MODERATE = {"services": ["crm-web"], "impact": 2, "urgency": 3}      # medium impact
+HIGH = {"services": ["payroll"], "impact": 1, "urgency": 2}          # mission-critical service
+
+
+def add_user(api, username, *roles):
+    with api.app.app_context():
+        user = accounts.create_user(db.session, username, list(roles))
+        accounts.issue_token(db.session, user, token=f"demo-{username}")
+        db.session.commit()
+
+
+def add_cab(api, *names):
+    for name in names:
+        add_user(api, name, "cab_member")
+
+
+def names(api, user, change_id):
+    return [t["name"] for t in api.inbox(user) if t["change_id"] == change_id]
+
+
+def approve(api, user, change_id, name, decision="approve", comment="Looks fine."):
+    return api.act(user, change_id, {"decision": decision, "comment": comment}, name=name)
+
+
+def steps(api, change_id):
+    with api.app.app_context():
+        rows = db.session.scalars(select(Approval).where(Approval.change_id == change_id).order_by(Approval.id))
+        return [(a.step, a.approver.username, a.decision, a.round) for a in rows]
+
+
+def test_low_risk_needs_only_the_change_manager(api):
+    change = api.submit(**LOW)
+    assert change["risk"] == "low"
+    approve(api, "morgan", change["id"], "Authorize change")
+    assert api.change(change["id"])["state"] == "scheduled"
+    assert names(api, "sam", change["id"]) == [] and names(api, "casey", change["id"]) == []
+    assert steps(api, change["id"]) == [("change_manager", "morgan", "approve", 1)]
+
+
+def test_moderate_risk_needs_every_service_owner(api):
+    add_user(api, "olga", "service_owner")
+    with api.app.app_context():
+        from engine.models import Service, User
+
+        intranet = db.session.scalar(select(Service).where(Service.key == "intranet"))
+        intranet.owner = db.session.scalar(select(User).where(User.username == "olga"))
+        db.session.commit()
+    change = api.submit(**{**MODERATE, "services": ["crm-web", "intranet"]})
+    assert change["risk"] == "moderate"
+    approve(api, "morgan", change["id"], "Authorize change")
+    assert api.change(change["id"])["state"] == "authorize"
+    sam_task, olga_task = api.task("sam", change["id"]), api.task("olga", change["id"])
+    assert sam_task["name"] == olga_task["name"] == "Service owner approval"
+    assert sam_task["assignee"] == "sam" and olga_task["assignee"] == "olga"
+    approve(api, "sam", change["id"], "Service owner approval")
+    assert api.change(change["id"])["state"] == "authorize"  # olga has not decided yet
+    approve(api, "olga", change["id"], "Service owner approval")
+    assert api.change(change["id"])["state"] == "scheduled"
+    assert [s[:3] for s in steps(api, change["id"])] == [
+        ("change_manager", "morgan", "approve"), ("service_owner", "sam", "approve"),
+        ("service_owner", "olga", "approve")]
+
+
+def test_high_risk_goes_to_the_cab_and_a_majority_authorizes(api):
+    add_cab(api, "cora", "cyril")  # with casey: three members, quorum two
+    change = api.submit(**HIGH)
+    assert change["risk"] == "high"
+    approve(api, "morgan", change["id"], "Authorize change")
+    assert names(api, "casey", change["id"]) == []  # owners first
+    approve(api, "sam", change["id"], "Service owner approval")
+    for member in ("casey", "cora", "cyril"):
+        assert names(api, member, change["id"]) == ["CAB approval"]
+    approve(api, "casey", change["id"], "CAB approval")
+    assert api.change(change["id"])["state"] == "authorize"
+    approve(api, "cora", change["id"], "CAB approval")
+    assert api.change(change["id"])["state"] == "scheduled"
+    assert names(api, "cyril", change["id"]) == []  # quorum reached: the third vote is cancelled
+    trace = api.trace(change["id"])
+    cancelled = [t for t in trace["tasks"] if t["name"] == "CAB approval" and t["status"] == "cancelled"]
+    assert [t["assignee"] for t in cancelled] == ["cyril"]
+
+
+def test_one_rejection_at_any_step_rejects_and_rework_restarts_approvals(api):
+    add_cab(api, "cora", "cyril")
+    change = api.submit(**HIGH)
+    approve(api, "morgan", change["id"], "Authorize change")
+    approve(api, "sam", change["id"], "Service owner approval")
+    approve(api, "casey", change["id"], "CAB approval", "reject", "No tested rollback for payroll.")
+    assert api.change(change["id"])["state"] == "new"
+    assert names(api, "cora", change["id"]) == [] and names(api, "cyril", change["id"]) == []
+    rework = api.task("alice", change["id"])
+    detail = api.get(f"/api/tasks/{rework['id']}", "alice").get_json()
+    assert [(a["approver"], a["decision"], a["comment"]) for a in detail["approvals"]][-1] == \
+        ("casey", "reject", "No tested rollback for payroll.")
+    api.complete("alice", rework["id"], {"rework_action": "resubmit", "rollback_tested": True})
+    assert api.change(change["id"])["state"] == "authorize"
+    approve(api, "morgan", change["id"], "Authorize change")  # the change manager decides again
+    assert [s for s in steps(api, change["id"]) if s[3] == 2] == [("change_manager", "morgan", "approve", 2)]
+
+
+def test_nobody_approves_a_change_they_requested(api):
+    add_user(api, "max", "requester", "change_manager")
+    change = api.submit(user="max", **LOW)
+    assert names(api, "max", change["id"]) == []  # not offered
+    task = api.task("morgan", change["id"])
+    refused = api.post(f"/api/tasks/{task['id']}/complete", "max", json={"data": {"decision": "approve"}})
+    assert refused.status_code == 403
+    assert "requested this change" in refused.get_json()["message"]
+    assert refused.get_json()["rule"] == "segregation_of_duties"
+    assert api.post(f"/api/tasks/{task['id']}/claim", "max").status_code == 403
+
+
+def test_the_implementer_is_not_offered_the_approval(api):
+    add_user(api, "ike", "implementer", "change_manager")
+    change = api.submit(implementer="ike", **LOW)
+    assert names(api, "ike", change["id"]) == []
+    assert names(api, "morgan", change["id"]) == ["Authorize change"]
+
+
+def test_an_admin_override_is_its_own_audited_action(api):
+    add_user(api, "root", "admin", "change_manager", "requester")
+    change = api.submit(user="root", **LOW)
+    task = api.task("morgan", change["id"])
+    silent = api.post(f"/api/tasks/{task['id']}/complete", "root", json={"data": {"decision": "approve"}})
+    assert silent.status_code == 403
+    api.post(f"/api/tasks/{task['id']}/complete", "root", json={
+        "data": {"decision": "approve"}, "override_reason": "Only change manager on call tonight."})
+    assert api.change(change["id"])["state"] == "scheduled"
+    with api.app.app_context():
+        approval = db.session.scalar(select(Approval).where(Approval.change_id == change["id"]))
+        assert approval.override_reason == "Only change manager on call tonight."
+        event = db.session.scalar(select(AuditEvent).where(AuditEvent.kind == "sod_override"))
+        assert event.actor == "root" and "requested this change" in event.data["rule"]
+    # a non-admin cannot override
+    add_user(api, "mia", "change_manager", "requester")
+    own = api.submit(user="mia", **LOW)
+    own_task = api.task("morgan", own["id"])
+    refused = api.post(f"/api/tasks/{own_task['id']}/complete", "mia", json={
+        "data": {"decision": "approve"}, "override_reason": "I really want to approve this."})
+    assert refused.status_code == 403 and "Only an admin" in refused.get_json()["message"]
+
+
+def test_deploying_an_edited_risk_policy_reroutes_new_changes_only(api):
+    before = api.submit(**LOW)
+    assert before["risk"] == "low"
+    policy = Path("processes/risk.dmn").read_text()
+    # the "high-criticality service" rule (criticality 2 → moderate) now also fires for criticality 3
+    stricter = policy.replace("<text>2</text>\n        </inputEntry>", "<text>&lt;= 3</text>\n        </inputEntry>", 1)
+    assert stricter != policy
+    deployed = api.post("/api/process-definitions", "paula", json={"files": {"risk.dmn": stricter}})
+    assert deployed.status_code == 201, deployed.get_json()
+    after = api.submit(**LOW)
+    assert after["risk"] == "moderate"  # criticality 3 now counts as high-criticality
+    approve(api, "morgan", after["id"], "Authorize change")
+    assert names(api, "sam", after["id"]) == ["Service owner approval"]
+    approve(api, "morgan", before["id"], "Authorize change")  # the running change keeps its policy
+    assert api.change(before["id"])["state"] == "scheduled"
