@@ -7,9 +7,11 @@ from .workflow import ProcessInstance, Task
 from .audit import AuditEvent, Incident
 from .templates import ChangeTemplate, TemplateVersion
 from .cab import CabMeeting
+from .schedule import ChangeConflict, Notification, ServiceDependency, Window, window_services
 
 __all__ = [
     "ApiToken", "User", "Service", "Approval", "Assessment", "Change", "change_services",
     "DefinitionResource", "ProcessVersion", "ProcessInstance", "Task", "AuditEvent", "Incident",
     "ChangeTemplate", "TemplateVersion", "CabMeeting",
+    "ChangeConflict", "Notification", "ServiceDependency", "Window", "window_services",
 ]

@@ -20,6 +20,10 @@ class Service(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     criticality: Mapped[int] = mapped_column(default=3)
+    business_owner: Mapped[str] = mapped_column(String(200), default="")
+    sla_tier: Mapped[str] = mapped_column(String(32), default="")
+    vendors: Mapped[list] = mapped_column(default=list)
+    requires_maintenance_window: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     owner: Mapped[User | None] = relationship()

@@ -18,6 +18,8 @@ class User(Base):
     roles: Mapped[list] = mapped_column(default=list)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
+    # Secret in the user's iCalendar feed URL (calendar apps cannot send bearer tokens).
+    calendar_token: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user")
