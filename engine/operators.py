@@ -57,3 +57,32 @@ def set_state(command: Command, task, state: str):
     audit.record(command.session, "state_changed", actor=command.actor, change_id=change.id,
                  element_id=task.task_spec.bpmn_id, data={"from": previous, "to": state})
     return {"state": state}
+
+
+@operator("detect_conflicts")
+def detect_conflicts(command: Command, task):
+    """Check the planned window for conflicts; record them and escalate new ones once scheduled."""
+    from . import conflict_records
+
+    found, new = conflict_records.refresh(command.session, command.change)
+    blocking = [c for c in found if c.severity == "blocking"]
+    return {"blocking": bool(blocking), "blackout": any(c.kind == "blackout" for c in found),
+            "count": len(found), "new": len(new),
+            "conflicts": [f"[{c.severity}] {c.message}" for c in found]}
+
+
+@operator("notify")
+def notify_audience(command: Command, task, template: str, audience: str = "service_owners"):
+    """Queue a notification (template) for an audience (service_owners, change_managers, requester, implementer)."""
+    from . import notify
+
+    change = command.change
+    if template == "change_scheduled":
+        sent = notify.change_scheduled(command.session, change)
+    else:
+        if template not in notify.TEMPLATES:
+            raise ValueError(f"unknown notification template '{template}'")
+        sent = [notify.enqueue(command.session, template, change, person,
+                               dedupe=f"{task.task_spec.bpmn_id}:{change.approval_round}")
+                for person in notify.audience(command.session, change, audience)]
+    return {"queued": len([n for n in sent if n is not None])}

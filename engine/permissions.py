@@ -36,6 +36,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "template.propose": frozenset({"requester", "change_manager", "service_owner", "implementer",
                                    "process_owner", "admin"}),
     "template.decide": frozenset({"change_manager"}),
+    "schedule.check": EVERYONE,
     "cab.read": STAFF,
     "cab.manage": frozenset({"change_manager", "admin"}),
 }

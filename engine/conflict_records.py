@@ -1,0 +1,62 @@
+"""Keeping each change's conflicts, so that one appearing after scheduling is escalated exactly once."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import audit, notify
+from .conflicts import Conflict, Proposal, detect
+from .db import utcnow
+from .models import Change, ChangeConflict
+
+SCHEDULED_STATES = ("scheduled", "implement")
+
+
+def record(session: Session, change: Change, found: list[Conflict]) -> list[Conflict]:
+    """Store `found` as the change's open conflicts; return the ones that are new."""
+    open_rows = {row.key: row for row in session.scalars(select(ChangeConflict).where(
+        ChangeConflict.change_id == change.id, ChangeConflict.resolved_at.is_(None)))}
+    current = {c.key: c for c in found}
+    new = [c for key, c in current.items() if key not in open_rows]
+    for conflict in new:
+        session.add(ChangeConflict(change_id=change.id, key=conflict.key, kind=conflict.kind,
+                                   severity=conflict.severity, other_change_id=conflict.other_change_id,
+                                   window_id=conflict.window_id, message=conflict.message))
+    for key, row in open_rows.items():
+        if key not in current:
+            row.resolved_at = utcnow()
+    if new:
+        audit.record(session, "conflicts_detected", change_id=change.id,
+                     data={"new": [c.message for c in new], "open": len(current)})
+        if change.state in SCHEDULED_STATES:
+            _escalate(session, change, new)
+    return new
+
+
+def _escalate(session: Session, change: Change, new: list[Conflict]) -> None:
+    text = "\n".join(f"- [{c.severity}] {c.message}" for c in new)
+    dedupe = ",".join(sorted(c.key for c in new))
+    for person in notify.role_holders(session, "change_manager") + notify.service_owners(session, change):
+        notify.enqueue(session, "conflict_escalation", change, person, dedupe=dedupe, conflicts=text)
+    audit.record(session, "conflict_escalated", change_id=change.id, data={"conflicts": [c.key for c in new]})
+
+
+def refresh(session: Session, change: Change) -> tuple[list[Conflict], list[Conflict]]:
+    """Detect and record the change's conflicts, and re-check the changes it now collides with."""
+    found = detect(session, Proposal.of(change))
+    new = record(session, change, found)
+    others = {c.other_change_id for c in found if c.other_change_id}
+    for other in session.scalars(select(Change).where(Change.id.in_(others))):
+        record(session, other, detect(session, Proposal.of(other)))
+    return found, new
+
+
+def recheck_scheduled(session: Session, start, end) -> None:
+    """After a blackout or maintenance window changed: re-check scheduled changes in that span."""
+    query = select(Change).where(Change.state.in_(SCHEDULED_STATES))
+    if start is not None:
+        query = query.where(Change.planned_end > start)
+    if end is not None:
+        query = query.where(Change.planned_start < end)
+    for change in session.scalars(query):
+        record(session, change, detect(session, Proposal.of(change)))
