@@ -56,6 +56,9 @@ def apply_form_to_change(session: Session, change: Change, data: dict) -> None:
     if "implementer" in data:
         change.implementer = find_user(session, data["implementer"], "implementer", role="implementer")
     check_window(change)
+    from .templates import suspend_after_failure  # templates reads facts from this module
+
+    suspend_after_failure(session, change)
 
 
 def form_values(change: Change, schema: dict) -> dict:

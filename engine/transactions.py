@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable, TypeVar
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -27,6 +27,10 @@ def run_command(session: Session, actor: User | None, func: Callable[..., T], *a
     except StaleDataError:
         session.rollback()
         raise Conflict("Someone else changed this change at the same time; reload and try again.") from None
+    except IntegrityError:
+        # Checks run before writing; a unique-key violation here means a concurrent writer got there first.
+        session.rollback()
+        raise Conflict("Someone else created or changed the same record at the same time; reload and try again.") from None
     except OperationalError as exc:
         session.rollback()
         if "locked" in str(exc).lower():  # SQLite's single writer gave up waiting

@@ -1,11 +1,11 @@
 """The REST API: one blueprint per resource, registered on the flask-smorest Api."""
 from ..extensions import api
-from . import changes, definitions, health, services, tasks
+from . import cab, changes, definitions, health, services, tasks, templates
 
 
 def register(app) -> None:
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearerAuth": []}]
-    for module in (health, changes, tasks, services, definitions):
+    for module in (health, changes, tasks, services, definitions, templates, cab):
         api.register_blueprint(module.blp)

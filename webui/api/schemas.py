@@ -1,7 +1,10 @@
 """Request and response schemas (marshmallow). Unknown fields in a request are refused."""
 from __future__ import annotations
 
+from datetime import timezone
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from webargs.fields import DelimitedList
 
 from engine import templates as template_service
 from engine.changes import CATEGORIES, CHANGE_TYPES
@@ -94,6 +97,10 @@ class Change(Strict):
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
     closed_at = fields.DateTime(allow_none=True)
+    template = fields.Function(
+        lambda c: {"key": c.template_version.template.key, "version": c.template_version.version}
+        if c.template_version else None, allow_none=True,
+        metadata={"description": "the standard-change template (key, version) the change was raised from"})
 
 
 class ChangeQuery(Strict):
@@ -219,6 +226,7 @@ class AuditEvent(Strict):
 class Approval(Strict):
     step = fields.String()
     round = fields.Integer()
+    evidence_reviewed = fields.List(fields.String())
     cab_meeting_id = fields.Integer(allow_none=True)
     recorded_by = UsernameField(allow_none=True)
     override_reason = fields.String(allow_none=True)
@@ -387,3 +395,186 @@ class TemplateDetail(Template):
     rollback_plan = _content_field("rollback_plan", "string")
     test_plan = _content_field("test_plan", "string")
     versions = fields.List(fields.Nested(TemplateVersion))
+
+
+# -- CAB meetings ------------------------------------------------------------------------------------
+
+class _QueryTime(fields.AwareDateTime):
+    """A date-time in a query string: '+' arrives as a space unless encoded; naive means UTC."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="iso", default_timezone=timezone.utc, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            value = value.strip().replace(" ", "+")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class CabMeetingCreate(Strict):
+    title = fields.String(load_default="CAB meeting", validate=[validate.Length(min=1, max=200), _NOT_BLANK])
+    starts_at = fields.AwareDateTime(required=True, format="iso")
+    ends_at = fields.AwareDateTime(load_default=None, allow_none=True, format="iso")
+    members = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
+                          validate=validate.Length(min=1, max=100),
+                          metadata={"description": "usernames; each must hold the cab_member role"})
+    horizon_days = fields.Integer(load_default=7, validate=validate.Range(0, 365), strict=True, metadata={
+        "description": "the agenda covers changes starting before the next meeting plus this many days"})
+    notes = fields.String(load_default="", validate=validate.Length(max=20000))
+
+    @validates_schema
+    def ends_after_start(self, data, **kwargs):
+        if data.get("ends_at") and data["ends_at"] <= data["starts_at"]:
+            raise ValidationError("must be after starts_at", field_name="ends_at")
+
+
+class CabMeetingQuery(Strict):
+    start = _QueryTime(data_key="from", metadata={"description": "meetings starting at or after"})
+    end = _QueryTime(data_key="to", metadata={"description": "meetings starting before"})
+
+
+class CabMeeting(Strict):
+    id = fields.Integer()
+    title = fields.String()
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime(allow_none=True)
+    members = fields.List(fields.String())
+    horizon_days = fields.Integer()
+    status = fields.String(metadata={"description": "planned | held (once a decision is recorded)"})
+    notes = fields.String()
+    created_by = UsernameField(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class CabApproval(Approval):
+    evidence_reviewed = fields.List(fields.String())
+
+
+class CabAgendaItem(Strict):
+    change_id = fields.Integer()
+    number = fields.String()
+    title = fields.String()
+    state = fields.String()
+    risk = fields.String(allow_none=True)
+    risk_reasons = fields.List(fields.String())
+    priority = fields.Integer(allow_none=True)
+    services = fields.List(fields.String())
+    planned_start = fields.DateTime(allow_none=True)
+    planned_end = fields.DateTime(allow_none=True)
+    requester = fields.String()
+    approvals = fields.List(fields.Nested(CabApproval), metadata={
+        "description": "earlier decisions in the current approval round (change manager, service owners)"})
+    cab_votes = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                            metadata={"description": "CAB decisions so far: {approve: n, reject: n}"})
+    pending_members = fields.List(fields.String(), metadata={"description": "CAB members yet to decide"})
+    conflicts = fields.List(fields.Dict(), metadata={"description": "empty until conflict detection lands"})
+    evidence = fields.List(fields.Dict(), metadata={"description": "empty until evidence lands"})
+
+
+class CabMeetingDetail(CabMeeting):
+    agenda_until = fields.DateTime(metadata={
+        "description": "changes planned to start before this (next meeting + horizon) are on the agenda"})
+    agenda = fields.List(fields.Nested(CabAgendaItem), metadata={
+        "description": "changes awaiting the CAB, by planned start; those without one last"})
+
+
+class CabDecision(Strict):
+    change_id = fields.Integer(required=True, strict=True)
+    decision = fields.String(required=True, validate=validate.OneOf(("approve", "reject")),
+                             metadata={"description": "the board's decision: every present member's vote "
+                                                      "unless listed in votes"})
+    comment = fields.String(load_default="", validate=validate.Length(max=4000),
+                            metadata={"description": "required when anyone rejects"})
+    votes = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)),
+                        values=fields.String(validate=validate.OneOf(("approve", "reject"))),
+                        load_default=dict, metadata={"description": "members who voted differently"})
+    present = fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=None,
+                          validate=validate.Length(min=1, max=100),
+                          metadata={"description": "members present; all meeting members when left out"})
+    evidence_reviewed = fields.List(fields.String(validate=validate.Length(min=1, max=2000)), load_default=list,
+                                    validate=validate.Length(max=100),
+                                    metadata={"description": "evidence ids or links the board reviewed"})
+
+    @validates_schema
+    def comment_on_reject(self, data, **kwargs):
+        rejects = data.get("decision") == "reject" or "reject" in (data.get("votes") or {}).values()
+        if rejects and not (data.get("comment") or "").strip():
+            raise ValidationError("is required when anyone rejects", field_name="comment")
+
+
+class CabSkipped(Strict):
+    member = fields.String()
+    vote = fields.String()
+    reason = fields.String()
+
+
+class CabDecisionResult(Strict):
+    cab_meeting_id = fields.Integer()
+    change_id = fields.Integer()
+    change_number = fields.String()
+    state = fields.String(metadata={"description": "the change's state after the decision"})
+    outcome = fields.String(metadata={"description": "authorized | rejected | pending (the CAB step goes on)"})
+    approvals = fields.List(fields.Nested(CabApproval), metadata={"description": "the votes recorded"})
+    skipped = fields.List(fields.Nested(CabSkipped), metadata={
+        "description": "members whose vote was not recorded, and why"})
+
+
+class CabMinutesQuery(Strict):
+    format = fields.String(load_default="md", validate=validate.OneOf(("md", "html")))
+
+
+class Conflict(Strict):
+    key = fields.String()
+    kind = fields.String(metadata={"description": "same_service, dependency, implementer_busy, "
+                                                  "outside_maintenance_window or blackout"})
+    severity = fields.String(metadata={"description": "blocking or warning"})
+    message = fields.String()
+    other_change_id = fields.Integer(allow_none=True)
+    other_change = fields.String(allow_none=True)
+    window_id = fields.Integer(allow_none=True)
+    starts_at = fields.DateTime(allow_none=True)
+    ends_at = fields.DateTime(allow_none=True)
+
+
+class RecordedConflict(Strict):
+    key = fields.String()
+    kind = fields.String()
+    severity = fields.String()
+    message = fields.String()
+    other_change_id = fields.Integer(allow_none=True)
+    window_id = fields.Integer(allow_none=True)
+    detected_at = fields.DateTime()
+    resolved_at = fields.DateTime(allow_none=True)
+
+
+class ConflictReport(Strict):
+    conflicts = fields.List(fields.Nested(Conflict))
+    recorded = fields.List(fields.Nested(RecordedConflict))
+
+
+class ScheduleCheck(Strict):
+    start = fields.AwareDateTime(required=True, format="iso")
+    end = fields.AwareDateTime(required=True, format="iso")
+    services = fields.List(fields.String(), required=True, validate=validate.Length(min=1, max=100))
+    implementer = fields.String(load_default=None, allow_none=True)
+    change_type = fields.String(load_default="normal", validate=validate.OneOf(CHANGE_TYPES))
+    change_id = fields.Integer(load_default=None, allow_none=True,
+                               metadata={"description": "ignore this change (when re-planning it)"})
+
+    @validates_schema
+    def order(self, data, **kwargs):
+        if data["end"] <= data["start"]:
+            raise ValidationError("must be after start", field_name="end")
+
+
+class SuggestQuery(Strict):
+    services = DelimitedList(fields.String(), required=True, validate=validate.Length(min=1, max=100))
+    duration = fields.String(required=True, metadata={"description": "ISO 8601 duration, e.g. PT2H"})
+    after = fields.String(load_default=None, metadata={"description": "ISO 8601 date-time with offset; default now"})
+    implementer = fields.String(load_default=None)
+    count = fields.Integer(load_default=5, validate=validate.Range(1, 20))
+
+
+class Slot(Strict):
+    start = fields.DateTime()
+    end = fields.DateTime()
