@@ -12,8 +12,12 @@ from .models import Change, ChangeConflict
 SCHEDULED_STATES = ("scheduled", "implement")
 
 
-def record(session: Session, change: Change, found: list[Conflict]) -> list[Conflict]:
-    """Store `found` as the change's open conflicts; return the ones that are new."""
+def record(session: Session, change: Change, found: list[Conflict], *, escalate: bool = True) -> list[Conflict]:
+    """Store `found` as the change's open conflicts; return the ones that are new.
+
+    New conflicts of a change that is already scheduled are escalated — except when the check is the
+    change's own scheduling step: then the scheduler is looking at them already.
+    """
     open_rows = {row.key: row for row in session.scalars(select(ChangeConflict).where(
         ChangeConflict.change_id == change.id, ChangeConflict.resolved_at.is_(None)))}
     current = {c.key: c for c in found}
@@ -28,7 +32,7 @@ def record(session: Session, change: Change, found: list[Conflict]) -> list[Conf
     if new:
         audit.record(session, "conflicts_detected", change_id=change.id,
                      data={"new": [c.message for c in new], "open": len(current)})
-        if change.state in SCHEDULED_STATES:
+        if escalate and change.state in SCHEDULED_STATES:
             _escalate(session, change, new)
     return new
 
@@ -44,7 +48,7 @@ def _escalate(session: Session, change: Change, new: list[Conflict]) -> None:
 def refresh(session: Session, change: Change) -> tuple[list[Conflict], list[Conflict]]:
     """Detect and record the change's conflicts, and re-check the changes it now collides with."""
     found = detect(session, Proposal.of(change))
-    new = record(session, change, found)
+    new = record(session, change, found, escalate=False)
     others = {c.other_change_id for c in found if c.other_change_id}
     for other in session.scalars(select(Change).where(Change.id.in_(others))):
         record(session, other, detect(session, Proposal.of(other)))

@@ -16,8 +16,8 @@ from .models import Change, User
 
 AUTHORIZED_STATES = ("scheduled", "implement")
 
-# Each check returns the reasons it refuses (empty when satisfied). Blackout windows and evidence
-# requirements add their checks here as those capabilities land.
+# Each check returns the reasons it refuses (empty when satisfied). Evidence requirements add their
+# check here.
 Check = Callable[[Session, Change, datetime], list[str]]
 
 
@@ -42,7 +42,27 @@ def _inside_window(session: Session, change: Change, now: datetime) -> list[str]
     return []
 
 
-CHECKS: list[Check] = [_authorized, _inside_window]
+def _no_blackout(session: Session, change: Change, now: datetime) -> list[str]:
+    """A blackout over the window closes the gate — unless an emergency change holds an approved exception."""
+    from sqlalchemy import exists, select
+
+    from .models import Approval
+    from .windows import windows_in_range
+
+    if change.planned_start is None or change.planned_end is None:
+        return []
+    hits = windows_in_range(session, "blackout", change.planned_start, change.planned_end,
+                            [s.id for s in change.services])
+    if not hits:
+        return []
+    if change.change_type == "emergency" and session.scalar(select(exists().where(
+            Approval.change_id == change.id, Approval.step == "blackout_exception",
+            Approval.round == change.approval_round, Approval.decision == "approve"))):
+        return []
+    return [f"Blackout “{window.name}” applies {start:%d %b %H:%M}–{end:%d %b %H:%M} UTC." for window, start, end in hits]
+
+
+CHECKS: list[Check] = [_authorized, _inside_window, _no_blackout]
 
 
 def check_gate(session: Session, change: Change, actor: User | None, now: datetime | None = None) -> dict:

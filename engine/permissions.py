@@ -39,6 +39,12 @@ MATRIX: dict[str, frozenset[str]] = {
     "schedule.check": EVERYONE,
     "cab.read": STAFF,
     "cab.manage": frozenset({"change_manager", "admin"}),
+    "window.read": EVERYONE,
+    "window.write": frozenset({"admin", "change_manager"}),
+    "calendar.read": EVERYONE,  # requesters see their own changes in it (can_read_change)
+    # the iCalendar feed: calendar apps cannot send a bearer token, so the route is open and checks
+    # the per-user secret token in its URL itself (then "calendar.read" for that user)
+    "calendar.feed": frozenset({"*"}),
 }
 
 

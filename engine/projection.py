@@ -124,15 +124,31 @@ def process_data(change: Change) -> dict:
 
 
 def risk_inputs(session: Session, change: Change) -> dict:
-    """Facts the risk decision table reads that the requester does not type in."""
+    """Facts the risk decision table reads that the requester does not type in.
+
+    `max_criticality` covers the change's services and every service that depends on them,
+    transitively: a change to a low-criticality service a mission-critical one needs is high risk.
+    """
+    from .service_map import impacted_services
+
     criticalities = [s.criticality for s in change.services]
+    criticalities += [row["criticality"] for row in impacted_services(session, [s.id for s in change.services])]
     return {
         "max_criticality": min(criticalities) if criticalities else 4,
         "has_rollback_plan": bool((change.rollback_plan or "").strip()),
         "rollback_tested": bool(change.rollback_tested),
-        "touches_blackout": False,  # blackout windows arrive with the change schedule
+        "touches_blackout": touches_blackout(session, change),
         "recent_failures": recent_failures(session, change),
     }
+
+
+def touches_blackout(session: Session, change: Change) -> bool:
+    from .windows import windows_in_range
+
+    if change.planned_start is None or change.planned_end is None:
+        return False
+    return bool(windows_in_range(session, "blackout", change.planned_start, change.planned_end,
+                                 [s.id for s in change.services]))
 
 
 def recent_failures(session: Session, change: Change) -> int:

@@ -170,6 +170,41 @@ def tokens_revoke(token_id):
     click.echo(f"revoked token {row.id} '{row.name}' of {row.user.username}")
 
 
+@main.group()
+def services():
+    """The service catalogue and its dependencies."""
+
+
+@services.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--update", is_flag=True, help="Update services that already exist instead of refusing them.")
+@with_appcontext
+def services_import(file, update):
+    """Load services and dependencies from FILE (.yaml/.yml or .csv), all or nothing.
+
+    "A depends on B" means A needs B. Every bad row is reported with its row, key and field.
+    """
+    from pathlib import Path
+
+    from engine.service_import import import_file
+    from engine.transactions import run_command
+
+    try:
+        summary = run_command(_session(), None, import_file, None, Path(file), update=update,
+                              check_permission=False)
+    except ChangeflowError as error:
+        click.echo(f"error: {error.message}", err=True)
+        for problem in error.errors or []:
+            where = f"{problem.get('section', 'row')} row {problem.get('row')}" if "row" in problem else ""
+            key = f" ({problem['key']})" if isinstance(problem.get("key"), str) else ""
+            click.echo(f"  - {where}{key}: {problem.get('field')}: {problem.get('message')}", err=True)
+        sys.exit(2)
+    click.echo(f"services: {summary['created']} created, {summary['updated']} updated, "
+               f"{summary['unchanged']} unchanged")
+    click.echo(f"dependencies: {summary['dependencies_added']} added, {summary['dependencies_updated']} updated, "
+               f"{summary['dependencies_unchanged']} unchanged")
+
+
 @main.command("serve")
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

@@ -1,11 +1,13 @@
 """The REST API: one blueprint per resource, registered on the flask-smorest Api."""
 from ..extensions import api
-from . import cab, changes, definitions, health, services, tasks, templates
+from . import (cab, calendar, changes, definitions, health, impact, schedule, services, tasks, templates,
+               windows)
 
 
 def register(app) -> None:
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearerAuth": []}]
-    for module in (health, changes, tasks, services, definitions, templates, cab):
+    for module in (health, changes, tasks, services, definitions, templates, cab, impact, windows, calendar,
+                   schedule):
         api.register_blueprint(module.blp)
