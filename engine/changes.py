@@ -52,8 +52,7 @@ def create_change(session: Session, actor: User, fields: dict) -> Change:
     session.add(change)
     session.flush()
     change.number = f"CHG{change.id:07d}"
-    if template_version is not None:
-        templates.check_max_risk(session, change, template_version)
+    assessed = templates.check_max_risk(session, change, template_version) if template_version else {}
     audit.record(session, "change_created", actor=actor, change_id=change.id,
                  data={"number": change.number, "type": change_type, "process": version.process_key,
                        "process_version": version.version,
@@ -61,7 +60,7 @@ def create_change(session: Session, actor: User, fields: dict) -> Change:
                           if template_version is not None else {})})
     try:
         start_process(session, change, version, actor, {**process_data(change), **risk_inputs(session, change),
-                                                        **approver_facts(session, change)})
+                                                        **approver_facts(session, change), **assessed})
     except WorkflowFailure as failure:
         failure.change_id = None  # the change itself is rolled back with the failed start
         raise

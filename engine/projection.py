@@ -120,6 +120,9 @@ def process_data(change: Change) -> dict:
         "cost_estimate": float(change.cost_estimate) if change.cost_estimate is not None else None,
         "requester": change.requester.username,
         "implementer": change.implementer.username if change.implementer else None,
+        # set for changes raised from a standard-change template: the risk assessed at submission
+        "template_risk": None,
+        "template_risk_reasons": [],
     }
 
 

@@ -245,25 +245,30 @@ def _refuse_overrides(fields: dict, version: TemplateVersion) -> None:
         raise ValidationFailed("The template's category and plans are fixed.", errors=errors)
 
 
-def check_max_risk(session: Session, change: Change, version: TemplateVersion) -> str:
-    """The change's risk under the current risk policy; refused when above the template's maximum."""
-    risk = assess_risk(session, change)
+def check_max_risk(session: Session, change: Change, version: TemplateVersion) -> dict:
+    """The change's risk under the current risk policy; refused when above the template's maximum.
+
+    Returns the process variables that carry the assessment into the standard process.
+    """
+    risk, reasons = assess_risk(session, change)
     if RISKS.index(risk) > RISKS.index(version.max_risk):
+        because = f" ({'; '.join(reasons)})" if reasons else ""
         raise _refused(
-            f"This change is {risk} risk, above the maximum ({version.max_risk}) of template "
+            f"This change is {risk} risk{because}, above the maximum ({version.max_risk}) of template "
             f"'{version.template.key}'; raise it as a normal change.",
-            f"the change is {risk} risk and exceeds the template's maximum risk ({version.max_risk}); "
+            f"the change is {risk} risk{because} and exceeds the template's maximum risk ({version.max_risk}); "
             "raise it as a normal change")
-    return risk
+    return {"template_risk": risk, "template_risk_reasons": reasons}
 
 
-def assess_risk(session: Session, change: Change) -> str:
-    """Risk as the normal process's *Assess risk* task would compute it: the highest level fired."""
+def assess_risk(session: Session, change: Change) -> tuple[str, list[str]]:
+    """Risk as the normal process's *Assess risk* task would compute it: the highest level fired, and why."""
     policy = latest_version(session, RISK_PROCESS)
     if policy is None:
         raise NotFound(f"No {RISK_PROCESS} process is deployed, so the risk policy cannot be applied.")
     facts = {**process_data(change), **risk_inputs(session, change)}
-    return highest_risk(evaluate_decision(policy, RISK_DECISION, facts).get("risk_level"))
+    result = evaluate_decision(policy, RISK_DECISION, facts)
+    return highest_risk(result.get("risk_level")), list(result.get("risk_reason") or [])
 
 
 def _refused(message: str, detail: str) -> ValidationFailed:

@@ -164,3 +164,38 @@ def test_blocked_normal_change_goes_back_to_scheduling(api):
     api.act("morgan", change["id"], {"planned_start": iso(later.replace(hour=22)), "planned_end": iso(later.replace(hour=23)),
                                      "implementer": "ivan"}, name="Schedule change")
     assert api.change(change["id"])["state"] == "implement"
+
+
+def test_an_emergency_in_a_blackout_needs_an_explicit_exception(api):
+    blackout = window(api, kind="blackout", name="Payroll run", starts_at=iso(DAY), ends_at=iso(DAY + timedelta(days=1)),
+                      services=["payroll"])
+    change = planned(api, DAY.replace(hour=9), DAY.replace(hour=10), ["payroll"], change_type="emergency",
+                     category="emergency_patch", emergency_reason="Actively exploited CVE in the payroll portal.",
+                     incident_ref="INC0042")
+    api.act("erin", change["id"], {"decision": "approve", "comment": "Patch now."}, name="Emergency approval")
+    exception = api.task("erin", change["id"])
+    assert exception["name"] == "Approve blackout exception" and api.change(change["id"])["state"] == "authorize"
+    missing_reason = api.post(f"/api/tasks/{exception['id']}/complete", "erin", json={"data": {"decision": "approve"}})
+    assert missing_reason.status_code == 422
+    api.complete("erin", exception["id"], {"decision": "approve", "comment": "Exploit in the wild; payroll owner agreed."})
+    assert api.change(change["id"])["state"] == "implement"
+    approvals = api.trace(change["id"])["approvals"]
+    assert [(a["step"], a["decision"]) for a in approvals] == [("ecab", "approve"), ("blackout_exception", "approve")]
+    assert blackout["name"] in next(c["message"] for c in api.get(
+        f"/api/changes/{change['id']}/conflicts", "morgan").get_json()["conflicts"] if c["kind"] == "blackout")
+
+
+def test_a_standard_change_into_a_blackout_is_refused_with_the_reason(api):
+    from .test_processes_e2e import standard_template
+
+    window(api, kind="blackout", name="Intranet freeze", starts_at=iso(DAY), ends_at=iso(DAY + timedelta(days=1)),
+           services=["intranet"])
+    fields = standard_template(api)
+    refused = api.post("/api/changes", "alice", json={
+        **fields, "title": "Publish page", "impact": 3, "urgency": 3,
+        "planned_start": iso(DAY.replace(hour=9)), "planned_end": iso(DAY.replace(hour=10))})
+    assert refused.status_code == 422
+    assert "blackout" in refused.get_json()["errors"][0]["message"].lower()
+    later = DAY + timedelta(days=2)
+    accepted = api.submit(**fields, planned_start=iso(later.replace(hour=9)), planned_end=iso(later.replace(hour=10)))
+    assert accepted["state"] == "implement" and accepted["risk"] == "low"
