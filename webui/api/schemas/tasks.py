@@ -1,0 +1,45 @@
+"""The task inbox."""
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from .common import Strict, UsernameField
+
+
+class Task(Strict):
+    id = fields.String()
+    change_id = fields.Integer()
+    change_number = fields.Function(lambda t: t.change.number)
+    change_title = fields.Function(lambda t: t.change.title)
+    element_id = fields.String()
+    name = fields.String()
+    role = fields.String()
+    status = fields.String()
+    assignee = UsernameField(allow_none=True)
+    form = fields.String(allow_none=True)
+    approval_step = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    due_at = fields.DateTime(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True)
+    completed_by = UsernameField(allow_none=True)
+
+
+class TaskDetail(Task):
+    change = fields.Nested("Change", metadata={"description": "the change the task belongs to"})
+    approvals = fields.List(fields.Nested("Approval"), metadata={
+        "description": "every approval decision on the change so far (with round), newest last"})
+    schema = fields.Dict(metadata={"description": "the form's JSON Schema"})
+    ui_schema = fields.Dict(allow_none=True)
+    data = fields.Dict(metadata={"description": "prefilled values while ready; the submitted data once completed"})
+
+
+class TaskQuery(Strict):
+    role = fields.String(validate=validate.Length(max=32))
+    change = fields.Integer()
+
+
+class TaskComplete(Strict):
+    data = fields.Dict(keys=fields.String(), required=True,
+                       metadata={"description": "values for the task's form, validated by its JSON Schema"})
+    override_reason = fields.String(load_default=None, validate=validate.Length(min=10, max=2000), metadata={
+        "description": "admins only: decide an approval despite segregation of duties; recorded and audited"})
