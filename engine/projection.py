@@ -11,7 +11,8 @@ from .errors import ValidationFailed
 from .models import Change, User, change_services
 
 TEXT_FIELDS = ("title", "description", "implementation_plan", "rollback_plan", "test_plan",
-               "justification", "emergency_reason", "incident_ref", "implementation_result", "close_code")
+               "justification", "emergency_reason", "incident_ref", "implementation_result", "close_code",
+               "close_notes")
 INT_FIELDS = ("impact", "urgency")
 BOOL_FIELDS = ("rollback_tested",)
 TIME_FIELDS = ("planned_start", "planned_end", "actual_start", "actual_end")

@@ -7,11 +7,12 @@ from .workflow import ProcessInstance, Task
 from .audit import AuditEvent, Incident
 from .templates import ChangeTemplate, TemplateVersion
 from .cab import CabMeeting
+from .evidence import EVIDENCE_KINDS, Evidence, FollowUpAction
 from .schedule import ChangeConflict, Notification, ServiceDependency, Window, window_services
 
 __all__ = [
     "ApiToken", "User", "Service", "Approval", "Assessment", "Change", "change_services",
     "DefinitionResource", "ProcessVersion", "ProcessInstance", "Task", "AuditEvent", "Incident",
     "ChangeTemplate", "TemplateVersion", "CabMeeting",
-    "ChangeConflict", "Notification", "ServiceDependency", "Window", "window_services",
+    "EVIDENCE_KINDS", "Evidence", "FollowUpAction", "ChangeConflict", "Notification", "ServiceDependency", "Window", "window_services",
 ]

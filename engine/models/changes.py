@@ -66,6 +66,8 @@ class Change(Base):
     # Incremented each time the change enters authorization; a rework starts a new round.
     approval_round: Mapped[int] = mapped_column(default=0)
     template_version_id: Mapped[int | None] = mapped_column(ForeignKey("template_versions.id"), index=True)
+    incidents_caused: Mapped[list] = mapped_column(default=list)
+    close_notes: Mapped[str] = mapped_column(Text, default="")
 
     requester: Mapped[User] = relationship(foreign_keys=[requester_id])
     implementer: Mapped[User | None] = relationship(foreign_keys=[implementer_id])
