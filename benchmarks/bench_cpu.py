@@ -62,7 +62,7 @@ class CpuSnapshot:
 
 def cpu_breakdown(before: CpuSnapshot, after: CpuSnapshot) -> dict:
     """CPU seconds spent by each party between two snapshots, and how busy the machine was."""
-    busy, total, steal = (a - b for a, b in zip(after.machine, before.machine))
+    busy, total, steal = (a - b for a, b in zip(after.machine, before.machine, strict=True))
     parts = {
         "workers_s": sum(v - before.workers.get(p, 0.0) for p, v in after.workers.items()),
         "postgres_s": sum(v - before.postgres.get(p, 0.0) for p, v in after.postgres.items()),

@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import psycopg
+from bench_payloads import SERVICE_KEY, USERS
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
-
-from bench_payloads import SERVICE_KEY, USERS
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/changeflow_bench"
 PROTECTED_DATABASES = {"test", "postgres", "template0", "template1"}  # the test suite owns `test`

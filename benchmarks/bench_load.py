@@ -7,7 +7,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import httpx
-
 from bench_payloads import REQUESTER, STEPS, change_request
 
 ENDPOINTS = ("submit", "inbox", "complete")
@@ -53,7 +52,10 @@ class Walker:
         tasks = self._call("inbox", "GET", "/api/tasks", user, 200, params={"change": change_id})
         matching = [t["id"] for t in tasks if t["name"] == name]
         if len(matching) != 1:
-            raise BenchmarkError(f"{user} expected one '{name}' for change {change_id}, inbox has {tasks}")
+            found = [(t["name"], t.get("role")) for t in tasks]
+            raise BenchmarkError(f"{user} expected one '{name}' for change {change_id}, their inbox has {found}; "
+                                 "if processes/normal_change.bpmn now asks for other steps, update "
+                                 "STEPS in benchmarks/bench_payloads.py")
         return matching[0]
 
     def walk(self, index: int) -> None:

@@ -10,14 +10,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench_payloads import STEPS, process_start_data
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
-
-from bench_payloads import STEPS, process_start_data
 
 PROCESS_KEY = "normal_change"
 
@@ -97,5 +96,6 @@ def run_ceiling(processes_dir: Path, changes: int) -> RawResult:
 if __name__ == "__main__":
     import sys
 
-    result = run_ceiling(Path(__file__).resolve().parent.parent / "processes", int(sys.argv[1] if len(sys.argv) > 1 else 50))
+    changes = int(sys.argv[1]) if len(sys.argv) > 1 else 50
+    result = run_ceiling(Path(__file__).resolve().parent.parent / "processes", changes)
     print(f"{result.completions_per_second:.1f} task completions/s, state {result.state_bytes} bytes")

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from bench_db import changeflow_command, server_env
 
 

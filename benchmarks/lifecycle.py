@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -97,7 +98,7 @@ def summary(args, run: ApiRun, raw: RawResult, loadavg: str) -> dict:
         "api": {"seconds": api.seconds, "changes_per_s": api.changes / api.seconds,
                 "task_completions_per_s": api_rate, "latency": latency_rows(api),
                 "stored_state_bytes": run.stored_state_bytes, "cpu": run.cpu,
-                "cpu_ms_per_completion": per_completion},
+                "cpu_ms_per_completion": per_completion, "cpu_cores": os.cpu_count()},
         "raw": {"changes": raw.changes, "seconds": raw.seconds, "changes_per_s": raw.changes_per_second,
                 "task_completions_per_s": raw.completions_per_second, "state_bytes": raw.state_bytes},
         "api_over_raw": api_rate / raw.completions_per_second,
@@ -120,6 +121,9 @@ def print_report(s: dict) -> None:
     print(f"  CPU per completion   workers {per['workers_s']:.1f} ms, postgres {per['postgres_s']:.1f} ms, "
           f"client {per['client_s']:.1f} ms, other {per['other_s']:.1f} ms "
           f"(machine {cpu['machine_busy_pct']:.0f}% busy, {cpu['machine_steal_pct']:.0f}% steal)")
+    server_ms = per["workers_s"] + per["postgres_s"]
+    print(f"  capacity estimate    {api['cpu_cores'] * 1000 / server_ms:8.1f} completions/s if the server had all "
+          f"{api['cpu_cores']} cores to itself ({server_ms:.0f} ms server CPU per completion)")
     print(f"Raw SpiffWorkflow ceiling ({raw['changes']} changes, one process, full state "
           f"serialized + deserialized at every user task)")
     print(f"  task completions/s   {raw['task_completions_per_s']:8.2f}   (changes/s {raw['changes_per_s']:.2f})")
