@@ -23,6 +23,12 @@ class Settings:
     forms_dir: Path
     instance_dir: Path
     secret_key: str = field(repr=False, default="")
+    evidence_dir: Path | None = None  # evidence files, content-addressed; None → <instance_dir>/evidence
+    evidence_max_bytes: int = 25 * 1024 * 1024
+
+    def __post_init__(self):
+        if self.evidence_dir is None:  # outside the web root: files are only served through the API
+            object.__setattr__(self, "evidence_dir", Path(self.instance_dir) / "evidence")
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -35,6 +41,8 @@ class Settings:
             forms_dir=Path(os.environ.get("CHANGEFLOW_FORMS_DIR", PROJECT_ROOT / "forms")),
             instance_dir=instance_dir,
             secret_key=os.environ.get("SECRET_KEY", ""),
+            evidence_dir=Path(os.environ.get("CHANGEFLOW_EVIDENCE_DIR") or instance_dir / "evidence"),
+            evidence_max_bytes=int(os.environ.get("CHANGEFLOW_EVIDENCE_MAX_BYTES") or 25 * 1024 * 1024),
         )
         values.update(overrides)
         return cls(**values)

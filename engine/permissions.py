@@ -45,6 +45,8 @@ MATRIX: dict[str, frozenset[str]] = {
     # the iCalendar feed: calendar apps cannot send a bearer token, so the route is open and checks
     # the per-user secret token in its URL itself (then "calendar.read" for that user)
     "calendar.feed": frozenset({"*"}),
+    "evidence.read": EVERYONE,  # scoped further by can_read_change
+    "evidence.upload": EVERYONE - {"auditor"},  # also needs read access to the change
 }
 
 

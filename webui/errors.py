@@ -44,7 +44,7 @@ class ChangeflowApi(Api):
 
 def handle_domain_error(error: ChangeflowError):
     status_names = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-                    422: "Unprocessable Entity"}
+                    413: "Payload Too Large", 422: "Unprocessable Entity"}
     payload = {"code": error.status, "status": status_names.get(error.status, ""), "error": error.code,
                "message": error.message}
     if error.errors is not None:

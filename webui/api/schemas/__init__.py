@@ -11,3 +11,4 @@ from .templates import *  # noqa: F401,F403
 from .cab import *  # noqa: F401,F403
 from .schedule import *  # noqa: F401,F403
 from .windows import *  # noqa: F401,F403
+from .evidence import *  # noqa: F401,F403
