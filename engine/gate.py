@@ -62,7 +62,17 @@ def _no_blackout(session: Session, change: Change, now: datetime) -> list[str]:
     return [f"Blackout “{window.name}” applies {start:%d %b %H:%M}–{end:%d %b %H:%M} UTC." for window, start, end in hits]
 
 
-CHECKS: list[Check] = [_authorized, _inside_window, _no_blackout]
+def _evidence_before_implementation(session: Session, change: Change, now: datetime) -> list[str]:
+    """The evidence the change's category needs before implementation (evidence.dmn) must be attached."""
+    from .evidence_rules import gate_reason, missing_evidence
+
+    if change.state in ("review", "closed", "canceled"):
+        return []  # past implementation: _authorized already says why the gate is closed
+    missing = missing_evidence(session, change, "implement")
+    return [gate_reason(missing, "implement")] if missing else []
+
+
+CHECKS: list[Check] = [_authorized, _inside_window, _no_blackout, _evidence_before_implementation]
 
 
 def check_gate(session: Session, change: Change, actor: User | None, now: datetime | None = None) -> dict:

@@ -86,3 +86,22 @@ def notify_audience(command: Command, task, template: str, audience: str = "serv
                                dedupe=f"{task.task_spec.bpmn_id}:{change.approval_round}")
                 for person in notify.audience(command.session, change, audience)]
     return {"queued": len([n for n in sent if n is not None])}
+
+
+@operator("check_evidence")
+def check_evidence(command: Command, task, stage: str):
+    """Compare the evidence required at a stage (implement, close; task data required_kind) with what is attached."""
+    from .evidence_rules import check_task_data
+
+    return check_task_data(command.session, command.change, stage, task.data, actor=command.actor,
+                           element_id=task.task_spec.bpmn_id)
+
+
+@operator("start_approval_round")
+def start_approval_round(command: Command, task):
+    """Start a new approval round: earlier decisions no longer count (e.g. owners accept again after a fix)."""
+    change = command.change
+    change.approval_round += 1
+    audit.record(command.session, "approval_round_started", actor=command.actor, change_id=change.id,
+                 element_id=task.task_spec.bpmn_id, data={"round": change.approval_round})
+    return {"round": change.approval_round}

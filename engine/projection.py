@@ -56,6 +56,13 @@ def apply_form_to_change(session: Session, change: Change, data: dict) -> None:
             setattr(change, name, parse_time(data[name], name))
     if "implementer" in data:
         change.implementer = find_user(session, data["implementer"], "implementer", role="implementer")
+    if isinstance(data.get("incidents_caused"), list):
+        numbers = (str(i).strip() for i in data["incidents_caused"])
+        change.incidents_caused = list(dict.fromkeys(n for n in numbers if n))
+    if data.get("follow_up_actions"):
+        from .follow_ups import record_follow_ups
+
+        record_follow_ups(session, change, data["follow_up_actions"])
     check_window(change)
     from .templates import suspend_after_failure  # templates reads facts from this module
 

@@ -1,10 +1,13 @@
-"""The full story of one change, for auditors: events, tasks, approvals, incidents, diagram path."""
+"""The full story of one change, for auditors: events, tasks, approvals, incidents, diagram path,
+evidence (and what is still required), follow-up actions."""
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import Approval, AuditEvent, Incident, ProcessInstance, Task
+from .evidence_rules import evidence_status
+from .follow_ups import change_follow_ups
+from .models import Approval, AuditEvent, Evidence, Incident, ProcessInstance, Task
 from .runtime import load_workflow, workflow_elements
 
 
@@ -30,4 +33,18 @@ def change_trace(session: Session, change) -> dict:
             "active_element_ids": active,
         }
     return {"change": change, "events": events, "tasks": tasks, "approvals": approvals,
-            "incidents": incidents, "diagram": diagram}
+            "incidents": incidents, "diagram": diagram, "evidence": _evidence(session, change),
+            "evidence_requirements": evidence_status(
+                session, change, instance.process_version if instance is not None else None),
+            "follow_ups": change_follow_ups(session, change)}
+
+
+def _evidence(session: Session, change) -> list[dict]:
+    """Every evidence row, superseded ones too (`current` is false for those), oldest first."""
+    rows = session.scalars(select(Evidence).where(Evidence.change_id == change.id)
+                           .order_by(Evidence.uploaded_at, Evidence.id)).all()
+    superseded = {row.supersedes_id for row in rows if row.supersedes_id is not None}
+    return [{"id": row.id, "kind": row.kind, "filename": row.filename, "content_type": row.content_type,
+             "size": row.size, "sha256": row.sha256, "url": row.url, "note": row.note, "version": row.version,
+             "supersedes_id": row.supersedes_id, "current": row.id not in superseded,
+             "uploaded_by": row.uploaded_by, "uploaded_at": row.uploaded_at} for row in rows]

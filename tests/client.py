@@ -21,6 +21,19 @@ NORMAL_CHANGE = {
 }
 
 
+# What processes/evidence.dmn requires, by category: (before implementation, before closure).
+# A backed-out change also needs an implementation_log before closure.
+REQUIRED_EVIDENCE = {
+    "emergency_patch": (("rollback_plan",), ("implementation_log", "review_note")),
+    "application_release": (("business_sign_off", "test_result"), ("verification",)),
+    "infrastructure": (("rollback_plan",), ("verification",)),
+    "service_catalog": (("business_sign_off",), ("verification",)),
+    "access_control": (("identity_validation",), ("implementation_log",)),
+    "data_integration": (("business_sign_off", "test_result"), ("monitoring",)),
+    "process_change": (("business_sign_off",), ("review_note",)),
+}
+
+
 class ApiClient:
     def __init__(self, app):
         self.app = app
@@ -73,3 +86,30 @@ class ApiClient:
         response = self.get(f"/api/changes/{change_id}/trace", user)
         assert response.status_code == 200, response.get_json()
         return response.get_json()
+
+    # -- evidence, rollback review, business acceptance -----------------------------------------
+
+    def attach(self, change_id: int, *kinds: str, user: str = "alice") -> list[dict]:
+        """Attach link evidence of each kind to the change."""
+        attached = []
+        for kind in kinds:
+            response = self.post(f"/api/changes/{change_id}/evidence", user, json={
+                "kind": kind, "url": f"https://evidence.example.com/changes/{change_id}/{kind}"})
+            assert response.status_code == 201, response.get_json()
+            attached.append(response.get_json())
+        return attached
+
+    def attach_required(self, change_id: int, stage: str = "implement", user: str = "alice",
+                        category: str | None = None) -> None:
+        """Attach what evidence.dmn requires of the change's category before `stage` (implement or close)."""
+        before, after = REQUIRED_EVIDENCE[category or self.change(change_id)["category"]]
+        self.attach(change_id, *(before if stage == "implement" else after), user=user)
+
+    def provide_evidence(self, change_id: int, *kinds: str, user: str = "alice") -> dict:
+        """Attach the kinds, then complete the `Provide evidence` task waiting for `user`."""
+        self.attach(change_id, *kinds, user=user)
+        return self.act(user, change_id, {}, name="Provide evidence")
+
+    def accept(self, change_id: int, user: str = "sam", data: dict | None = None) -> dict:
+        """`user` completes their Business acceptance task (accepts unless `data` says otherwise)."""
+        return self.act(user, change_id, data or {"decision": "approve"}, name="Business acceptance")

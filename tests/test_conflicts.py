@@ -118,6 +118,7 @@ def test_scheduling_a_change_records_conflicts_and_notifies_owners(api):
     other = planned(api, DAY.replace(hour=22), DAY.replace(hour=23), ["crm-web"])
     change = planned(api, DAY.replace(hour=22, minute=30), DAY.replace(hour=23, minute=30), ["crm-web"])
     api.act("morgan", change["id"], {"decision": "approve", "comment": "ok"}, name="Authorize change")
+    api.attach_required(change["id"])
     api.act("morgan", change["id"], {"planned_start": iso(DAY.replace(hour=22, minute=30)),
                                      "planned_end": iso(DAY.replace(hour=23, minute=30)), "implementer": "ivan"},
             name="Schedule change")
@@ -161,6 +162,7 @@ def test_blocked_normal_change_goes_back_to_scheduling(api):
                                      "implementer": "ivan"}, name="Schedule change")
     assert api.change(change["id"])["state"] == "scheduled"
     later = DAY + timedelta(days=2)
+    api.attach_required(change["id"])
     api.act("morgan", change["id"], {"planned_start": iso(later.replace(hour=22)), "planned_end": iso(later.replace(hour=23)),
                                      "implementer": "ivan"}, name="Schedule change")
     assert api.change(change["id"])["state"] == "implement"
@@ -172,15 +174,19 @@ def test_an_emergency_in_a_blackout_needs_an_explicit_exception(api):
     change = planned(api, DAY.replace(hour=9), DAY.replace(hour=10), ["payroll"], change_type="emergency",
                      category="emergency_patch", emergency_reason="Actively exploited CVE in the payroll portal.",
                      incident_ref="INC0042")
+    api.attach_required(change["id"])  # the rollback plan an emergency patch needs before implementation
     api.act("erin", change["id"], {"decision": "approve", "comment": "Patch now."}, name="Emergency approval")
     exception = api.task("erin", change["id"])
     assert exception["name"] == "Approve blackout exception" and api.change(change["id"])["state"] == "authorize"
     missing_reason = api.post(f"/api/tasks/{exception['id']}/complete", "erin", json={"data": {"decision": "approve"}})
     assert missing_reason.status_code == 422
     api.complete("erin", exception["id"], {"decision": "approve", "comment": "Exploit in the wild; payroll owner agreed."})
+    assert api.change(change["id"])["state"] == "authorize"
+    api.act("erin", change["id"], {"decision": "approve"}, name="Review rollback plan")  # high risk
     assert api.change(change["id"])["state"] == "implement"
     approvals = api.trace(change["id"])["approvals"]
-    assert [(a["step"], a["decision"]) for a in approvals] == [("ecab", "approve"), ("blackout_exception", "approve")]
+    assert [(a["step"], a["decision"]) for a in approvals] == [
+        ("ecab", "approve"), ("blackout_exception", "approve"), ("rollback_review", "approve")]
     assert blackout["name"] in next(c["message"] for c in api.get(
         f"/api/changes/{change['id']}/conflicts", "morgan").get_json()["conflicts"] if c["kind"] == "blackout")
 
@@ -198,4 +204,6 @@ def test_a_standard_change_into_a_blackout_is_refused_with_the_reason(api):
     assert "blackout" in refused.get_json()["errors"][0]["message"].lower()
     later = DAY + timedelta(days=2)
     accepted = api.submit(**fields, planned_start=iso(later.replace(hour=9)), planned_end=iso(later.replace(hour=10)))
-    assert accepted["state"] == "implement" and accepted["risk"] == "low"
+    assert accepted["state"] == "scheduled" and accepted["risk"] == "low"  # waiting only for its evidence
+    api.provide_evidence(accepted["id"], "business_sign_off", "test_result")
+    assert api.change(accepted["id"])["state"] == "implement"

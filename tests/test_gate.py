@@ -17,6 +17,7 @@ def _iso(moment: datetime) -> str:
 def _scheduled_change(api, start: datetime, end: datetime) -> dict:
     change = api.submit(planned_start=_iso(start), planned_end=_iso(end))
     api.act("morgan", change["id"], {"decision": "approve", "comment": "Low risk, go."})
+    api.attach_required(change["id"])
     api.act("morgan", change["id"], {"planned_start": _iso(start), "planned_end": _iso(end), "implementer": "ivan"})
     assert api.change(change["id"])["state"] == "implement"
     return change

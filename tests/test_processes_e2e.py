@@ -69,8 +69,10 @@ def instance_status(api, change_id: int) -> str:
 
 
 def approved(api, **overrides) -> int:
+    """Submitted, authorized, with the evidence its category needs before implementation attached."""
     change_id = api.submit(**overrides)["id"]
     api.act("morgan", change_id, {"decision": "approve"})
+    api.attach_required(change_id)
     return change_id
 
 
@@ -90,13 +92,17 @@ def test_normal_change_from_submission_to_closure(api):
 
     api.complete("morgan", authorize["id"], {"decision": "approve", "comment": "Low risk, go ahead."})
     assert state(api, cid) == "scheduled"
+    api.attach(cid, "test_result", "business_sign_off")  # what an application release needs before implementation
     api.act("morgan", cid, {**WINDOW, "implementer": "ivan"}, name="Schedule change")
     assert state(api, cid) == "implement"
     implement = api.task("ivan", cid)
     assert (implement["name"], implement["assignee"]) == ("Implement change", "ivan")
     api.complete("ivan", implement["id"], DONE)
     assert state(api, cid) == "review"
+    api.attach(cid, "verification", user="ivan")  # and before closure
     api.act("morgan", cid, REVIEWED, name="Post-implementation review")
+    assert state(api, cid) == "review"  # until the service owner accepts
+    api.accept(cid)
 
     closed = api.change(cid)
     assert closed["state"] == "closed" and closed["closed_at"]
@@ -109,15 +115,16 @@ def test_normal_change_from_submission_to_closure(api):
     trace = api.trace(cid)
     assert [(t["name"], t["status"], t["completed_by"]) for t in trace["tasks"]] == [
         ("Authorize change", "completed", "morgan"), ("Schedule change", "completed", "morgan"),
-        ("Implement change", "completed", "ivan"), ("Post-implementation review", "completed", "morgan")]
+        ("Implement change", "completed", "ivan"), ("Post-implementation review", "completed", "morgan"),
+        ("Business acceptance", "completed", "sam")]
     assert [(a["step"], a["decision"], a["comment"], a["approver"]) for a in trace["approvals"]] == [
-        ("change_manager", "approve", "Low risk, go ahead.", "morgan")]
+        ("change_manager", "approve", "Low risk, go ahead.", "morgan"), ("business_acceptance", "approve", "", "sam")]
     kinds = [e["kind"] for e in trace["events"]]
-    assert kinds[0] == "change_created" and kinds.count("task_completed") == 4
+    assert kinds[0] == "change_created" and kinds.count("task_completed") == 5
     diagram = trace["diagram"]
     assert diagram["process_key"] == "normal_change"
-    assert in_order(["Task_Authorize", "Task_Schedule", "Task_Implement", "Task_Review", "EndEvent_Closed"],
-                    diagram["completed_element_ids"])
+    assert in_order(["Task_Authorize", "Task_Schedule", "Task_Implement", "Task_Review", "Task_BusinessAcceptance",
+                     "EndEvent_Closed"], diagram["completed_element_ids"])
     assert "Task_Rework" not in diagram["completed_element_ids"]
     assert diagram["active_element_ids"] == []
     assert ready_tasks(api, cid) == [] and instance_status(api, cid) == "completed"
@@ -229,18 +236,25 @@ def test_emergency_change_approved_implemented_and_reviewed(api):
     cid = api.submit(change_type="emergency", emergency_reason="Firewall drops payments.",
                      services=["firewall"], implementer="ivan")["id"]
     assert state(api, cid) == "authorize" and not sees(api, "morgan", cid)
+    api.attach_required(cid)
     api.act("erin", cid, {"decision": "approve", "comment": "Go."})
+    assert state(api, cid) == "authorize"  # moderate risk: the rollback plan is reviewed first
+    api.act("erin", cid, {"decision": "approve", "comment": "Rollback is a config revert."}, name="Review rollback plan")
     assert state(api, cid) == "implement"
     api.act("ivan", cid, DONE)
     assert state(api, cid) == "review" and not sees(api, "morgan", cid)
+    api.attach_required(cid, "close", user="ivan")
     api.act("casey", cid, {"close_code": "successful", "lessons_learned": "Monitor rule changes."})
+    assert state(api, cid) == "review"
+    api.accept(cid)
     assert state(api, cid) == "closed"
     assert transitions(api, cid) == chain("new", "authorize", "implement", "review", "closed")
     trace = api.trace(cid)
-    assert [(a["step"], a["decision"], a["approver"]) for a in trace["approvals"]] == [("ecab", "approve", "erin")]
-    assert [t["completed_by"] for t in trace["tasks"]] == ["erin", "ivan", "casey"]
-    assert in_order(["Task_EmergencyApproval", "Task_Implement", "Task_RetrospectiveReview", "EndEvent_Closed"],
-                    trace["diagram"]["completed_element_ids"])
+    assert [(a["step"], a["decision"], a["approver"]) for a in trace["approvals"]] == [
+        ("ecab", "approve", "erin"), ("rollback_review", "approve", "erin"), ("business_acceptance", "approve", "sam")]
+    assert [t["completed_by"] for t in trace["tasks"]] == ["erin", "erin", "ivan", "casey", "sam"]
+    assert in_order(["Task_EmergencyApproval", "Task_RollbackReview", "Task_Implement", "Task_RetrospectiveReview",
+                     "Task_BusinessAcceptance", "EndEvent_Closed"], trace["diagram"]["completed_element_ids"])
 
 
 def test_rejected_emergency_change_is_reworked_and_reassessed(api):
@@ -254,7 +268,9 @@ def test_rejected_emergency_change_is_reworked_and_reassessed(api):
     change = api.change(cid)
     assert change["state"] == "authorize" and change["priority"] == 1 != before["priority"]
     assert change["risk"] == "high"
+    api.attach_required(cid)
     api.act("erin", cid, {"decision": "approve"})
+    api.act("erin", cid, {"decision": "approve"}, name="Review rollback plan")
     assert state(api, cid) == "implement"
 
 
@@ -272,16 +288,25 @@ def standard_template(api) -> dict:
 def test_standard_change_skips_authorization(api):
     cid = api.submit(**standard_template(api))["id"]
     change = api.change(cid)
-    assert change["state"] == "implement" and change["risk"] == "low"
+    # no authorization: it waits only for the evidence an application release needs before implementation
+    assert change["state"] == "scheduled" and change["risk"] == "low"
+    assert (api.task("alice", cid)["name"], api.task("alice", cid)["assignee"]) == ("Provide evidence", "alice")
+    api.provide_evidence(cid, "business_sign_off", "test_result")
+    assert state(api, cid) == "implement"
     assert not sees(api, "morgan", cid)
     api.act("ivan", cid, DONE)  # any implementer may pick it up
     verify = api.task("alice", cid)
     assert (verify["name"], verify["assignee"]) == ("Verify and close", "alice")
+    api.attach(cid, "verification")
     api.complete("alice", verify["id"], {"close_code": "successful", "verification_notes": "Page is live."})
-    assert state(api, cid) == "closed"
     trace = api.trace(cid)
-    assert all(t["element_id"] != "Task_Authorize" and t["approval_step"] is None for t in trace["tasks"])
+    assert all(t["element_id"] != "Task_Authorize" and t["approval_step"] is None
+               for t in trace["tasks"] if t["status"] == "completed")
     assert trace["approvals"] == []
+    assert state(api, cid) == "review"  # closure needs the service owner's acceptance
+    api.accept(cid)
+    assert state(api, cid) == "closed"
+    assert [(a["step"], a["approver"]) for a in api.trace(cid)["approvals"]] == [("business_acceptance", "sam")]
     assert transitions(api, cid) == chain("new", "scheduled", "implement", "review", "closed")
 
 
@@ -317,6 +342,7 @@ def test_invalid_form_data_is_refused_field_by_field_and_nothing_is_stored(api):
     ])
     assert api.trace(cid)["approvals"] == [] and state(api, cid) == "authorize"
     api.act("morgan", cid, {"decision": "approve"})
+    api.attach_required(cid)
     assert_all_refused(api, "morgan", cid, [
         ({"implementer": "ivan"}, ["planned_end", "planned_start"]),
         ({**WINDOW, "implementer": "nobody"}, ["implementer"]),

@@ -66,6 +66,15 @@ def raised(api, **overrides) -> dict:
     return response.get_json()
 
 
+def started(api, change: dict) -> dict:
+    """A standard change waits only for the evidence its category needs before implementation (a
+    service-catalog change: the business sign-off); attach it and let the change go to implementation."""
+    task = api.task("alice", change["id"])
+    assert (change["state"], task["name"], task["assignee"]) == ("scheduled", "Provide evidence", "alice")
+    api.provide_evidence(change["id"], "business_sign_off")
+    return api.change(change["id"])
+
+
 def refused(response, field: str, *words: str) -> str:
     """Assert a 422 naming `field`; return its message."""
     assert response.status_code == 422, response.get_json()
@@ -178,7 +187,7 @@ def test_auditors_read_the_catalogue_but_may_not_propose(api):
 
 def test_a_change_from_an_active_template_goes_straight_to_implementation(api):
     shown = active_template(api)
-    change = raised(api)
+    change = started(api, raised(api))  # no authorization: only its evidence before implementation
     cid = change["id"]
     assert change["state"] == "implement" and change["change_type"] == "standard"
     for field in ("category", "implementation_plan", "rollback_plan", "test_plan"):
@@ -226,7 +235,7 @@ def test_a_change_above_the_templates_maximum_risk_is_refused(api):
     refused(raise_change(api, services=["crm-web"], impact=2), "template", "moderate")
     assert change_count(api) == 0
     active_template(api, key="crm-moderate", max_risk="moderate")
-    assert raised(api, template="crm-moderate", services=["crm-web"], impact=2)["state"] == "implement"
+    assert started(api, raised(api, template="crm-moderate", services=["crm-web"], impact=2))["state"] == "implement"
     refused(raise_change(api, template="crm-moderate", services=["payroll"]), "template", "maximum risk")
 
 
@@ -287,7 +296,7 @@ def test_retiring_goes_through_approval(api):
 
 def test_a_backed_out_change_suspends_its_template_until_reviewed(api):
     active_template(api, max_risk="moderate")  # after a failure, the service's next change is moderate
-    failed = raised(api)
+    failed = started(api, raised(api))
     api.act("ivan", failed["id"], {**DONE, "implementation_result": "backed_out",
                                    "implementation_notes": "Page broke the menu; unpublished."})
     shown = template(api, "intranet-news")
@@ -306,7 +315,7 @@ def test_a_backed_out_change_suspends_its_template_until_reviewed(api):
     assert response.get_json()["status_reason"] == ""
     [(_, actor, data)] = events(api, "template_reinstated")
     assert actor == "morgan" and data["comment"] == "Menu bug fixed in the CMS; template is sound."
-    assert raised(api)["state"] == "implement"
+    assert started(api, raised(api))["state"] == "implement"
 
     # closing the same failed change later does not suspend the reviewed template again
     api.act("alice", failed["id"], {"close_code": "backed_out", "verification_notes": "Page is gone."})
@@ -316,7 +325,7 @@ def test_a_backed_out_change_suspends_its_template_until_reviewed(api):
 
 def test_an_unsuccessful_close_code_also_suspends_the_template(api):
     active_template(api)
-    cid = raised(api)["id"]
+    cid = started(api, raised(api))["id"]
     api.act("ivan", cid, {**DONE, "implementation_result": "completed"})
     assert template(api, "intranet-news")["status"] == "active"
     api.act("alice", cid, {"close_code": "unsuccessful", "verification_notes": "Wrong rota published."})

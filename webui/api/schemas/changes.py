@@ -78,6 +78,9 @@ class Change(Strict):
     cost_estimate = fields.Decimal(as_string=True, allow_none=True)
     implementation_result = fields.String(allow_none=True)
     close_code = fields.String(allow_none=True)
+    close_notes = fields.String()
+    incidents_caused = fields.List(fields.String(), metadata={
+        "description": "incident numbers the post-implementation review recorded as caused by the change"})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
     closed_at = fields.DateTime(allow_none=True)
@@ -147,6 +150,43 @@ class Diagram(Strict):
     active_element_ids = fields.List(fields.String())
 
 
+class TraceEvidence(Strict):
+    id = fields.Integer()
+    kind = fields.String()
+    filename = fields.String(allow_none=True)
+    content_type = fields.String(allow_none=True)
+    size = fields.Integer(allow_none=True)
+    sha256 = fields.String(allow_none=True)
+    url = fields.String(allow_none=True)
+    note = fields.String()
+    version = fields.Integer()
+    supersedes_id = fields.Integer(allow_none=True)
+    current = fields.Boolean(metadata={"description": "false once a newer row supersedes it"})
+    uploaded_by = UsernameField(allow_none=True)
+    uploaded_at = fields.DateTime()
+
+
+class EvidenceStage(Strict):
+    required = fields.List(fields.String(), metadata={"description": "kinds evidence.dmn requires at this stage"})
+    missing = fields.List(fields.String(), metadata={"description": "required kinds with no current evidence"})
+
+
+class EvidenceRequirements(Strict):
+    implement = fields.Nested(EvidenceStage, metadata={"description": "before implementation"})
+    close = fields.Nested(EvidenceStage, metadata={"description": "before closure"})
+
+
+class FollowUp(Strict):
+    id = fields.Integer()
+    action = fields.String()
+    owner = UsernameField(allow_none=True)
+    due_date = fields.Date(allow_none=True)
+    status = fields.String(metadata={"description": "open or done"})
+    overdue = fields.Boolean(metadata={"description": "open and past its due date"})
+    created_at = fields.DateTime()
+    completed_at = fields.DateTime(allow_none=True)
+
+
 class Trace(Strict):
     change = fields.Nested(Change)
     events = fields.List(fields.Nested(AuditEvent))
@@ -154,6 +194,12 @@ class Trace(Strict):
     approvals = fields.List(fields.Nested(Approval))
     incidents = fields.List(fields.Nested(Incident))
     diagram = fields.Nested(Diagram, allow_none=True)
+    evidence = fields.List(fields.Nested(TraceEvidence), metadata={
+        "description": "every evidence row attached to the change, superseded ones included"})
+    evidence_requirements = fields.Nested(EvidenceRequirements, metadata={
+        "description": "what evidence.dmn requires before implementation and before closure, and what is missing"})
+    follow_ups = fields.List(fields.Nested(FollowUp), metadata={
+        "description": "follow-up actions from the post-implementation or retrospective review"})
 
 
 class Gate(Strict):
