@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import psycopg
-from bench_payloads import SERVICE_KEY, USERS
+from bench_payloads import OWNER, SERVICE_KEY, USERS
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -78,8 +78,8 @@ def _create_service(database_url: str) -> None:
 
     engine = make_engine(database_url)
     with Session(engine) as session:
-        create_service(session, None, {"key": SERVICE_KEY, "name": "Benchmark app", "criticality": 3},
-                       check_permission=False)
+        create_service(session, None, {"key": SERVICE_KEY, "name": "Benchmark app", "criticality": 3,
+                                       "owner": OWNER}, check_permission=False)
         session.commit()
     engine.dispose()
 

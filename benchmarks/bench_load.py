@@ -7,9 +7,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import httpx
-from bench_payloads import REQUESTER, STEPS, change_request
+from bench_payloads import EVIDENCE, REQUESTER, STEPS, change_request, window
 
-ENDPOINTS = ("submit", "inbox", "complete")
+ENDPOINTS = ("submit", "evidence", "inbox", "complete")
 
 
 @dataclass
@@ -19,9 +19,11 @@ class LoadResult:
     seconds: float = 0.0
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: list[str] = field(default_factory=list)
+    conflicts: int = 0  # 409s retried
 
     def merge(self, other: "LoadResult") -> None:
         self.changes += other.changes
+        self.conflicts += other.conflicts
         self.completions += other.completions
         for name, values in other.latencies.items():
             self.latencies[name].extend(values)
@@ -60,11 +62,26 @@ class Walker:
 
     def walk(self, index: int) -> None:
         change = self._call("submit", "POST", "/api/changes", REQUESTER, 201, json=change_request(index))
+        for evidence in EVIDENCE:
+            self._call("evidence", "POST", f"/api/changes/{change['id']}/evidence", REQUESTER, 201, json=evidence)
         for user, name, data in STEPS:
+            if name == "Schedule change":
+                data = {**data, **window(index)}
             task_id = self._task_id(user, change["id"], name)
-            self._call("complete", "POST", f"/api/tasks/{task_id}/complete", user, 200, json={"data": data})
+            self._complete(user, task_id, data)
             self.result.completions += 1
         self.result.changes += 1
+
+    def _complete(self, user: str, task_id: str, data: dict, attempts: int = 5) -> None:
+        """409 means another client's command won a race on a related change: try again, as a UI would."""
+        for attempt in range(attempts):
+            try:
+                self._call("complete", "POST", f"/api/tasks/{task_id}/complete", user, 200, json={"data": data})
+                return
+            except BenchmarkError as error:
+                if " 409 " not in str(error) or attempt == attempts - 1:
+                    raise
+                self.result.conflicts += 1
 
     def close(self) -> None:
         self.client.close()

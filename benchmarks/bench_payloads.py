@@ -1,7 +1,10 @@
-"""What the benchmark submits: one normal change and the form data of its four user tasks.
+"""What the benchmark submits: one normal change, its evidence, and the form data of its user tasks.
 
 Shared by the HTTP load (bench_load) and the raw SpiffWorkflow ceiling (bench_raw) so both walk
-exactly the same path: authorize (approve) → schedule → implement → post-implementation review.
+exactly the same path: authorize (approve) → schedule → implement → post-implementation review →
+business acceptance by the service owner. The evidence the category requires (infrastructure:
+rollback_plan before implementation, verification before closure) is attached as links right after
+submission, so no "Provide evidence" task appears.
 """
 from __future__ import annotations
 
@@ -9,12 +12,27 @@ SERVICE_KEY = "bench-app"
 REQUESTER = "bench-requester"
 MANAGER = "bench-manager"
 IMPLEMENTER = "bench-implementer"
+OWNER = "bench-owner"
 
 USERS = (
     (REQUESTER, "requester"),
     (MANAGER, "change_manager"),
     (IMPLEMENTER, "implementer"),
+    (OWNER, "service_owner"),
 )
+
+EVIDENCE = (
+    {"kind": "rollback_plan", "url": "https://ci.example.org/rollback-plan", "note": "Benchmark."},
+    {"kind": "verification", "url": "https://ci.example.org/verification", "note": "Benchmark."},
+)
+
+
+def window(index: int) -> dict:
+    """Each change gets its own two-hour slot, as real changes on one service would."""
+    from datetime import datetime, timedelta, timezone
+
+    start = datetime(2027, 1, 4, tzinfo=timezone.utc) + timedelta(hours=2 * index)
+    return {"planned_start": start.isoformat(), "planned_end": (start + timedelta(hours=1, minutes=30)).isoformat()}
 
 
 def change_request(index: int) -> dict:
@@ -22,12 +40,11 @@ def change_request(index: int) -> dict:
         "title": f"Benchmark change {index}",
         "description": "Submitted by benchmarks/lifecycle.py.",
         "change_type": "normal",
-        "category": "application_release",
+        "category": "infrastructure",
         "services": [SERVICE_KEY],
         "impact": 3,
         "urgency": 3,
-        "planned_start": "2026-12-05T22:00:00+01:00",
-        "planned_end": "2026-12-05T23:30:00+01:00",
+        **window(index),
         "implementation_plan": "Deploy the release with the pipeline.",
         "rollback_plan": "Redeploy the previous release.",
         "rollback_tested": True,
@@ -47,6 +64,7 @@ STEPS = (
                                        "implementation_result": "completed"}),
     (MANAGER, "Post-implementation review", {"close_code": "successful",
                                              "close_notes": "Went as planned."}),
+    (OWNER, "Business acceptance", {"decision": "approve", "comment": "Service validated."}),
 )
 
 
@@ -62,4 +80,5 @@ def process_start_data(index: int) -> dict:
         "requester": REQUESTER, "implementer": None,
         "max_criticality": 3, "has_rollback_plan": True, "rollback_tested": True,
         "touches_blackout": False, "recent_failures": 0,
+        "service_owners": [OWNER], "cab_members": [], "template_risk": None, "template_risk_reasons": [],
     }

@@ -6,7 +6,6 @@ Parsed decision tables are cached per SHA-256 of the DMN XML: a DMN file never c
 from __future__ import annotations
 
 import hashlib
-import threading
 from types import SimpleNamespace
 
 from SpiffWorkflow.exceptions import SpiffWorkflowException
@@ -14,12 +13,12 @@ from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 
 from .bpmn.safe_xml import parse_xml
 from .errors import WorkflowFailure
-from .scripting import ChangeflowScriptEngine
+from .scripting import AST_LOCK, ChangeflowScriptEngine
 
 RISK_ORDER = ("low", "moderate", "high")
 
 _ENGINES: dict[str, dict] = {}  # sha256 of a DMN file → {decision id: DMNEngine}
-_LOCK = threading.Lock()
+_LOCK = AST_LOCK  # parsing builds Python ASTs; see engine.scripting.AST_LOCK
 
 
 def _engines_of(xml: str) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .db import utcnow
@@ -53,7 +54,13 @@ def enqueue(session: Session, kind: str, change: Change, recipient: User, *, ded
     row = Notification(kind=kind, recipient=recipient, change_id=change.id, subject=subject.format(**values)[:300],
                        body=body.format(**values), dedupe_key=key, send_after=send_after or utcnow(),
                        payload={"change": change.number, **{k: v for k, v in context.items() if isinstance(v, str)}})
-    session.add(row)
+    try:
+        # A concurrent command may write the same notification; the unique key decides, and the
+        # savepoint keeps this command's transaction usable when it loses.
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return None
     return row
 
 

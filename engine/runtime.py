@@ -11,6 +11,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, PendingRollbackError
 from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
@@ -192,6 +193,8 @@ def _advance(command: Command, workflow: BpmnWorkflow, version: ProcessVersion, 
             first.run()
         workflow.do_engine_steps()
     except SpiffWorkflowException as exc:
+        if _database_contention(exc):
+            raise Conflict("Another update to related changes happened at the same time; try again.") from exc
         task = getattr(exc, "task", None)
         element_id = getattr(getattr(task, "task_spec", None), "bpmn_id", None)
         raise WorkflowFailure(_describe(exc, task), element_id=element_id,
@@ -199,6 +202,17 @@ def _advance(command: Command, workflow: BpmnWorkflow, version: ProcessVersion, 
     except Exception as exc:
         raise WorkflowFailure(f"{type(exc).__name__}: {exc}", element_id=None,
                               process_key=version.process_key, change_id=command.change.id) from exc
+
+
+def _database_contention(exc: BaseException) -> bool:
+    """A service task lost a race in the database (unique key, deadlock): a conflict, not an incident."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (IntegrityError, OperationalError, PendingRollbackError)):
+            return True
+        exc = getattr(exc, "exception", None) or exc.__cause__ or exc.__context__
+    return False
 
 
 def _describe(exc: SpiffWorkflowException, task) -> str:

@@ -13,6 +13,7 @@ import json
 import math
 import operator as _op
 import re
+import threading
 from functools import lru_cache
 from types import ModuleType, SimpleNamespace
 
@@ -93,14 +94,30 @@ def _refuse_imports(source: str) -> None:
             raise ScriptRestrictionError(f"Line {node.lineno}: import statements are not allowed")
 
 
+# CPython 3.11 can fail with "AST constructor recursion depth mismatch" when several threads build
+# ASTs at once (gh-106905). Everything that parses Python or BPMN/DMN expressions takes this lock;
+# results are cached, so it is rarely contended.
+AST_LOCK = threading.RLock()
+_COMPILE_LOCK = AST_LOCK
+
+
 @lru_cache(maxsize=4096)
 def compile_expression(expression: str):
-    return _raise_errors(compile_restricted_eval(expression), expression)
+    with _COMPILE_LOCK:
+        return _raise_errors(compile_restricted_eval(expression), expression)
 
 
 @lru_cache(maxsize=1024)
 def compile_script(script: str):
-    return _raise_errors(compile_restricted_exec(script), script)
+    with _COMPILE_LOCK:
+        return _raise_errors(compile_restricted_exec(script), script)
+
+
+@lru_cache(maxsize=4096)
+def _parses(expression: str) -> bool:
+    with AST_LOCK:
+        ast.parse(expression)
+    return True
 
 
 def check_script(source: str, *, expression: bool = False) -> str | None:
@@ -149,6 +166,10 @@ class ChangeflowScriptEngine(PythonScriptEngine):
     def __init__(self, command=None):
         super().__init__(environment=RestrictedEnvironment())
         self.command = command
+
+    def validate(self, expression):
+        # SpiffWorkflow's DMN engine calls this for every cell it evaluates.
+        _parses(expression)
 
     def call_service(self, task, operation_name=None, operation_params=None, **kwargs):
         from .operators import run_operator  # operators import models; keep this module light

@@ -33,7 +33,9 @@ def run_command(session: Session, actor: User | None, func: Callable[..., T], *a
         raise Conflict("Someone else created or changed the same record at the same time; reload and try again.") from None
     except OperationalError as exc:
         session.rollback()
-        if "locked" in str(exc).lower():  # SQLite's single writer gave up waiting
+        text = str(exc).lower()
+        if "locked" in text or "deadlock" in text or "could not serialize" in text:
+            # SQLite's single writer gave up waiting, or PostgreSQL chose this transaction as a deadlock victim
             raise Conflict("The database is busy with another update; try again.") from None
         raise
     except WorkflowFailure as failure:

@@ -10,11 +10,17 @@ from collections import OrderedDict
 
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 
+from ..scripting import AST_LOCK
 from .bundle import Bundle
 from .safe_xml import parse_xml
 
 
 def build_specs(bundle: Bundle, process_key: str):
+    with AST_LOCK:  # the parsers build Python ASTs for expressions; see engine.scripting.AST_LOCK
+        return _build_specs(bundle, process_key)
+
+
+def _build_specs(bundle: Bundle, process_key: str):
     parser = SpiffBpmnParser()
     for name, xml in bundle.dmn.items():
         parser.add_dmn_xml(parse_xml(xml), filename=name)
