@@ -106,6 +106,9 @@ def test_the_process_waits_for_exactly_the_missing_evidence_of_each_category(api
     assert trace["evidence_requirements"]["close"] == {"required": after, "missing": after}
     assert evidence_reasons(api, cid) == [f"Missing evidence before implementation: {', '.join(before)}"]
     assert "Task_ProvideEvidence_Implement" in trace["diagram"]["active_element_ids"]
+    provide = api.task("alice", cid, "Provide evidence")  # the task itself lists what it waits for
+    detail = api.get(f"/api/tasks/{provide['id']}", "alice").get_json()
+    assert detail["evidence"]["implement"]["missing"] == before
 
     # completing the task with something still missing asks again, for what is left
     for kind in before[:-1]:

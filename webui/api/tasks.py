@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from engine import runtime
 from engine.errors import NotFound
+from engine.evidence_rules import evidence_status
 from engine.inbox import inbox as engine_inbox
 from engine.models import Approval, ProcessInstance, Task
 from engine.permissions import can_see_task
@@ -49,7 +50,9 @@ def get_task(task_id):
     values = form_values(task.change, schema) if task.status == "ready" else (task.data or {})
     approvals = db.session.scalars(select(Approval).where(Approval.change_id == task.change_id)
                                    .order_by(Approval.id)).all()
-    return _TaskWithForm(task, schema=schema, ui_schema=ui_schema, data=values, approvals=approvals)
+    evidence = evidence_status(db.session, task.change, instance.process_version)
+    return _TaskWithForm(task, schema=schema, ui_schema=ui_schema, data=values, approvals=approvals,
+                         evidence=evidence)
 
 
 class _TaskWithForm:

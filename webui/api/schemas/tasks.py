@@ -28,6 +28,9 @@ class TaskDetail(Task):
     change = fields.Nested("Change", metadata={"description": "the change the task belongs to"})
     approvals = fields.List(fields.Nested("Approval"), metadata={
         "description": "every approval decision on the change so far (with round), newest last"})
+    evidence = fields.Dict(metadata={
+        "description": "evidence each stage needs: {implement|close: {required: [...], missing: [...]}} — "
+                       "what a 'Provide evidence' task is waiting for"})
     schema = fields.Dict(metadata={"description": "the form's JSON Schema"})
     ui_schema = fields.Dict(allow_none=True)
     data = fields.Dict(metadata={"description": "prefilled values while ready; the submitted data once completed"})
