@@ -93,7 +93,9 @@ def _overlapping_changes(session, proposal, service_ids, kind, own_services) -> 
         .join(change_services, change_services.c.change_id == Change.id)
         .where(change_services.c.service_id.in_(service_ids))
         .order_by(Change.planned_start, Change.id)).all()
-    names = {s.id: s.key for s in session.scalars(select(Service).where(Service.id.in_(service_ids)))}
+    # Name only the services that actually collide: related services can number in the thousands.
+    hit = {service_id for _other, service_id in rows}
+    names = dict(session.execute(select(Service.id, Service.key).where(Service.id.in_(hit))).all()) if hit else {}
     by_change: dict[int, tuple[Change, list[str]]] = {}
     for other, service_id in rows:
         by_change.setdefault(other.id, (other, []))[1].append(names[service_id])
