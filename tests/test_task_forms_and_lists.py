@@ -1,0 +1,158 @@
+"""Form validation, claiming, refused change requests and the change list — through the real API."""
+from __future__ import annotations
+
+from .client import NORMAL_CHANGE
+from .test_processes_e2e import (DONE, WINDOW, approved, inbox_for, make_user, ready_tasks, standard_template,
+                                 state)
+
+
+def refused_fields(api, user: str, task_id: str, data: dict) -> list[str]:
+    response = api.post(f"/api/tasks/{task_id}/complete", user, json={"data": data})
+    assert response.status_code == 422, (data, response.get_json())
+    return [e["field"] for e in response.get_json()["errors"]]
+
+
+def snapshot(api, change_id: int):
+    trace = api.trace(change_id)
+    return trace["change"], len(trace["events"]), trace["approvals"], [t["id"] for t in ready_tasks(api, change_id)]
+
+
+def assert_all_refused(api, user: str, change_id: int, cases: list[tuple[dict, list[str]]]) -> None:
+    task = api.task(user, change_id)
+    before = snapshot(api, change_id)
+    for data, fields in cases:
+        assert set(refused_fields(api, user, task["id"], data)) == set(fields), data
+    assert snapshot(api, change_id) == before  # nothing stored: no state, events, approvals, tasks
+    assert api.task(user, change_id)["id"] == task["id"]
+
+
+def test_invalid_form_data_is_refused_field_by_field_and_nothing_is_stored(api):
+    cid = api.submit()["id"]
+    assert_all_refused(api, "morgan", cid, [
+        ({}, ["decision"]),
+        ({"decision": "maybe"}, ["decision"]),
+        ({"decision": "approve", "colour": "red"}, ["colour"]),
+        ({"decision": "maybe", "colour": "red"}, ["colour", "decision"]),
+        ({"decision": "reject"}, ["comment"]),
+        ({"decision": "reject", "comment": "   "}, ["comment"]),
+    ])
+    assert api.trace(cid)["approvals"] == [] and state(api, cid) == "authorize"
+    api.act("morgan", cid, {"decision": "approve"})
+    api.attach_required(cid)
+    assert_all_refused(api, "morgan", cid, [
+        ({"implementer": "ivan"}, ["planned_end", "planned_start"]),
+        ({**WINDOW, "implementer": "nobody"}, ["implementer"]),
+        ({"planned_start": WINDOW["planned_end"], "planned_end": WINDOW["planned_start"], "implementer": "ivan"},
+         ["planned_end"]),
+        ({**WINDOW, "planned_start": "next Tuesday", "implementer": "ivan"}, ["planned_start"]),
+    ])
+    api.act("morgan", cid, {**WINDOW, "implementer": "ivan"})
+    assert_all_refused(api, "ivan", cid, [
+        ({**DONE, "actual_start": "2026-12-06T21:05:00"}, ["actual_start"]),
+        ({**DONE, "actual_end": "yesterday"}, ["actual_end"]),
+        ({**DONE, "implementation_result": "done"}, ["implementation_result"]),
+        ({**DONE, "implementation_result": "failed"}, ["implementation_notes"]),
+    ])
+    assert state(api, cid) == "implement"
+
+
+def test_each_missing_form_field_is_reported_once(api):
+    cid = approved(api)
+    fields = refused_fields(api, "morgan", api.task("morgan", cid)["id"], {"note": "Window to be agreed."})
+    assert sorted(fields) == ["implementer", "planned_end", "planned_start"]
+
+
+def test_scheduling_refuses_an_implementer_who_may_not_act_on_tasks(api):
+    """An auditor may not complete tasks, so an implementation assigned to one could never finish."""
+    cid = approved(api)
+    task = api.task("morgan", cid)
+    assert refused_fields(api, "morgan", task["id"], {**WINDOW, "implementer": "audrey"}) == ["implementer"]
+    assert state(api, cid) == "scheduled"
+
+
+def test_claim_unclaim_and_completing_a_finished_task(api):
+    mona = make_user(api, "mona", "change_manager")
+    cid = api.submit()["id"]
+    task = api.task("morgan", cid)
+    assert [t["id"] for t in inbox_for(api, mona, cid)] == [task["id"]]
+    path = f"/api/tasks/{task['id']}"
+
+    claimed = api.post(f"{path}/claim", "morgan")
+    assert claimed.status_code == 200 and claimed.get_json()["assignee"] == "morgan"
+    assert inbox_for(api, mona, cid) == [] and api.task("morgan", cid)["assignee"] == "morgan"
+    assert api.request("POST", f"{path}/claim", token=mona).status_code == 409
+    taken = api.request("POST", f"{path}/complete", token=mona, json={"data": {"decision": "approve"}})
+    assert taken.status_code == 403, taken.get_json()
+    assert api.request("POST", f"{path}/unclaim", token=mona).status_code == 409
+
+    released = api.post(f"{path}/unclaim", "morgan")
+    assert released.status_code == 200 and released.get_json()["assignee"] is None
+    assert [t["assignee"] for t in inbox_for(api, mona, cid)] == [None]
+    kinds = [e["kind"] for e in api.trace(cid)["events"]]
+    assert kinds.count("task_claimed") == 1 and kinds.count("task_unclaimed") == 1
+
+    api.complete("morgan", task["id"], {"decision": "approve"})
+    api.complete("morgan", task["id"], {"decision": "reject", "comment": "Too late."}, expect=409)
+    assert api.post(f"{path}/claim", "morgan").status_code == 409
+    assert state(api, cid) == "scheduled" and len(api.trace(cid)["approvals"]) == 1
+
+
+def test_invalid_change_requests_are_refused_naming_the_field(api):
+    missing = object()
+    cases = [
+        ({"services": ["crm-web", "no-such-service"]}, "services"),
+        ({"planned_end": "2026-12-05T21:00:00+01:00"}, "planned_end"),
+        ({"planned_start": "2026-12-05T22:00:00"}, "planned_start"),
+        ({"impact": 4}, "impact"),
+        ({"colour": "blue"}, "colour"),
+        ({"title": missing}, "title"),
+        ({"category": "gardening"}, "category"),
+        ({"implementer": "nobody"}, "implementer"),
+        ({"change_type": "emergency"}, "emergency_reason"),
+        ({"change_type": "emergency", "emergency_reason": "   "}, "emergency_reason"),
+    ]
+    for overrides, field in cases:
+        body = {k: v for k, v in {**NORMAL_CHANGE, **overrides}.items() if v is not missing}
+        response = api.post("/api/changes", "alice", json=body)
+        assert response.status_code == 422, (overrides, response.get_json())
+        errors = response.get_json()["errors"]
+        assert isinstance(errors, list) and all(e["field"] and e["message"] for e in errors), errors
+        assert field in [e["field"] for e in errors], (overrides, errors)
+    assert api.get("/api/changes", "audrey").get_json()["total"] == 0
+
+
+def listed(api, **query) -> list[int]:
+    response = api.get("/api/changes", "audrey", query_string=query)
+    assert response.status_code == 200, response.get_json()
+    return [c["id"] for c in response.get_json()["items"]]
+
+
+def test_change_list_filters_and_pages(api):
+    created = [
+        api.submit(),
+        api.submit(services=["payroll"], rollback_plan="", rollback_tested=False),
+        api.submit(**standard_template(api)),
+        api.submit("morgan", change_type="emergency", emergency_reason="Outage", services=["firewall"]),
+    ]
+    newest_first = sorted((c["id"] for c in created), reverse=True)
+    assert listed(api) == newest_first
+
+    def expect(predicate):
+        ids = [c["id"] for c in sorted(created, key=lambda c: -c["id"]) if predicate(c)]
+        assert 0 < len(ids) < len(created)  # the filter must actually discriminate
+        return ids
+
+    assert listed(api, state="authorize") == expect(lambda c: c["state"] == "authorize")
+    assert listed(api, type="standard") == expect(lambda c: c["change_type"] == "standard")
+    assert listed(api, risk="high") == expect(lambda c: c["risk"] == "high")
+    assert listed(api, service="payroll") == expect(lambda c: "payroll" in c["services"])
+    assert listed(api, requester="morgan") == expect(lambda c: c["requester"] == "morgan")
+    assert listed(api, type="normal", risk="low") == expect(lambda c: c["change_type"] == "normal" and c["risk"] == "low")
+    assert listed(api, state="closed") == []
+
+    pages = [api.get("/api/changes", "audrey", query_string={"per_page": 3, "page": p}).get_json() for p in (1, 2, 3)]
+    assert [(p["total"], p["page"], p["per_page"]) for p in pages] == [(4, 1, 3), (4, 2, 3), (4, 3, 3)]
+    assert [c["id"] for p in pages for c in p["items"]] == newest_first
+    assert pages[2]["items"] == []
+    bad = api.get("/api/changes", "audrey", query_string={"state": "sideways"})
+    assert bad.status_code == 422 and "state" in [e["field"] for e in bad.get_json()["errors"]]
