@@ -7,14 +7,12 @@ of it back (see `engine.transactions`).
 """
 from __future__ import annotations
 
-from datetime import timedelta
 from uuid import UUID
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, PendingRollbackError
 from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
@@ -27,7 +25,7 @@ from .forms import validate_form
 from .models import Approval, Assessment, Change, ProcessInstance, ProcessVersion, Task, User
 from .approvals import RULE, approver_facts, sod_refusal, tally
 from .permissions import can, require_task_actor
-from .projection import apply_form_to_change, risk_inputs
+from .projection import apply_form_to_change, parse_duration, risk_inputs
 from .roles import role_from_lane
 from .scripting import ChangeflowScriptEngine
 from .workflow_store import dump_state, load_state
@@ -271,7 +269,7 @@ def _task_row(session: Session, instance, change: Change, spiff_task) -> Task:
             assignee = session.scalar(select(User).where(User.username == str(username)))
     due_at = None
     if props.get("dueIn"):
-        due_at = now + _duration(props["dueIn"])
+        due_at = now + parse_duration(props["dueIn"], "dueIn")
     return Task(
         id=str(spiff_task.id), instance_id=instance.id, change_id=change.id,
         element_id=spec.bpmn_id, name=spec.bpmn_name or spec.bpmn_id,
@@ -279,11 +277,6 @@ def _task_row(session: Session, instance, change: Change, spiff_task) -> Task:
         form=props.get("formJsonSchemaFilename"), ui_form=props.get("formUiSchemaFilename"),
         approval_step=props.get("approvalStep"), created_at=now, due_at=due_at,
     )
-
-
-def _duration(expression: str) -> timedelta:
-    parsed = TimerEventDefinition.parse_iso_duration(expression)
-    return TimerEventDefinition.get_timedelta_from_start(parsed)
 
 
 def _record_approval(session: Session, task: Task, user: User, data: dict, *, override: str | None,

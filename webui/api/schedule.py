@@ -7,8 +7,8 @@ from engine import changes as change_service
 from engine.conflicts import Proposal, detect, implementer_id
 from engine.errors import ValidationFailed
 from engine.models import ChangeConflict, Service
-from engine.projection import parse_time
-from engine.runtime import _duration
+from engine.db import utcnow
+from engine.projection import parse_duration, parse_time
 from engine.scheduling import suggest
 
 from ..auth import current_user, permission
@@ -51,13 +51,7 @@ def check(body):
 @blp.response(200, schemas.Slot(many=True))
 def suggest_slots(query):
     """The next free slots inside the services' maintenance windows, outside blackouts and conflicts."""
-    try:
-        duration = _duration(query["duration"])
-    except Exception:
-        raise ValidationFailed("Invalid duration.", errors=[
-            {"field": "duration", "message": "an ISO 8601 duration such as PT2H"}]) from None
+    duration = parse_duration(query["duration"])
     after = parse_time(query["after"], "after") if query.get("after") else None
-    from engine.db import utcnow
-
     return suggest(db.session, service_keys=query["services"], duration=duration, after=after or utcnow(),
                    implementer_id=implementer_id(db.session, query.get("implementer")), count=query["count"])
