@@ -1,7 +1,7 @@
 """The context one command runs in: who acts, on which change, inside which transaction."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
@@ -14,3 +14,5 @@ class Command:
     actor: User | None
     change: Change
     process_key: str
+    # ids of service tasks left waiting for a worker (background operators) during this command
+    deferred: list[str] = field(default_factory=list)

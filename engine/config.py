@@ -15,6 +15,39 @@ def _default_instance_dir() -> Path:
     return Path(os.environ.get("CHANGEFLOW_INSTANCE_DIR", PROJECT_ROOT / "instance"))
 
 
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int = 587
+    starttls: bool = True
+    ssl: bool = False  # implicit TLS (port 465) instead of STARTTLS
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sender: str = "changeflow@localhost"
+    timeout: float = 20.0
+    cafile: str | None = None  # CA bundle to verify the server with (default: the system's)
+
+    @classmethod
+    def from_env(cls) -> "SmtpSettings | None":
+        host = os.environ.get("CHANGEFLOW_SMTP_HOST")
+        if not host:
+            return None
+        ssl = _flag(os.environ.get("CHANGEFLOW_SMTP_SSL"), False)
+        return cls(host=host, port=int(os.environ.get("CHANGEFLOW_SMTP_PORT") or (465 if ssl else 587)),
+                   starttls=_flag(os.environ.get("CHANGEFLOW_SMTP_STARTTLS"), not ssl), ssl=ssl,
+                   username=os.environ.get("CHANGEFLOW_SMTP_USERNAME") or None,
+                   password=os.environ.get("CHANGEFLOW_SMTP_PASSWORD") or None,
+                   sender=os.environ.get("CHANGEFLOW_SMTP_FROM") or "changeflow@localhost",
+                   timeout=float(os.environ.get("CHANGEFLOW_SMTP_TIMEOUT") or 20),
+                   cafile=os.environ.get("CHANGEFLOW_SMTP_CAFILE") or None)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -25,6 +58,14 @@ class Settings:
     secret_key: str = field(repr=False, default="")
     evidence_dir: Path | None = None  # evidence files, content-addressed; None → <instance_dir>/evidence
     evidence_max_bytes: int = 25 * 1024 * 1024
+    base_url: str = "http://127.0.0.1:5000"  # links in notifications
+    smtp: "SmtpSettings | None" = None  # None: emails are written as .eml files to <instance>/mail
+    queue_name: str = "changeflow"
+    job_lease_seconds: float = 120.0  # a running job not finished by then is taken over (its worker died)
+    sweep_seconds: float = 10.0        # how often a worker looks for due jobs Redis does not know about
+    retry_base_seconds: float = 30.0   # first retry delay; each next one is 4× longer (capped at 1 h)
+    job_max_attempts: int = 6
+    webhook_timeout: float = 10.0
 
     def __post_init__(self):
         if self.evidence_dir is None:  # outside the web root: files are only served through the API
@@ -43,6 +84,14 @@ class Settings:
             secret_key=os.environ.get("SECRET_KEY", ""),
             evidence_dir=Path(os.environ.get("CHANGEFLOW_EVIDENCE_DIR") or instance_dir / "evidence"),
             evidence_max_bytes=int(os.environ.get("CHANGEFLOW_EVIDENCE_MAX_BYTES") or 25 * 1024 * 1024),
+            base_url=(os.environ.get("CHANGEFLOW_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+            smtp=SmtpSettings.from_env(),
+            queue_name=os.environ.get("CHANGEFLOW_QUEUE") or "changeflow",
+            job_lease_seconds=float(os.environ.get("CHANGEFLOW_JOB_LEASE_SECONDS") or 120),
+            sweep_seconds=float(os.environ.get("CHANGEFLOW_SWEEP_SECONDS") or 10),
+            retry_base_seconds=float(os.environ.get("CHANGEFLOW_RETRY_BASE_SECONDS") or 30),
+            job_max_attempts=int(os.environ.get("CHANGEFLOW_JOB_MAX_ATTEMPTS") or 6),
+            webhook_timeout=float(os.environ.get("CHANGEFLOW_WEBHOOK_TIMEOUT") or 10),
         )
         values.update(overrides)
         return cls(**values)

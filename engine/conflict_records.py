@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, notify
+from . import audit, notify, outbox
 from .conflicts import Conflict, Proposal, detect
 from .db import utcnow
 from .models import Change, ChangeConflict
@@ -40,8 +40,8 @@ def record(session: Session, change: Change, found: list[Conflict], *, escalate:
 def _escalate(session: Session, change: Change, new: list[Conflict]) -> None:
     text = "\n".join(f"- [{c.severity}] {c.message}" for c in new)
     dedupe = ",".join(sorted(c.key for c in new))
-    for person in notify.role_holders(session, "change_manager") + notify.service_owners(session, change):
-        notify.enqueue(session, "conflict_escalation", change, person, dedupe=dedupe, conflicts=text)
+    people = notify.role_holders(session, "change_manager") + notify.service_owners(session, change)
+    outbox.notify(session, "conflict_escalation", change, people, dedupe=dedupe, conflicts=text)
     audit.record(session, "conflict_escalated", change_id=change.id, data={"conflicts": [c.key for c in new]})
 
 

@@ -6,7 +6,7 @@ An open action whose due date has passed is overdue.
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -62,7 +62,34 @@ def record_follow_ups(session: Session, change: Change, actions) -> list[FollowU
         rows.append(FollowUpAction(change_id=change.id, action=text, owner=_owner(session, item.get("owner"), index),
                                    due_date=_due(item.get("due_date"), index), status="open"))
     session.add_all(rows)  # the task_completed audit event carries the submitted actions
+    session.flush()
+    for row in rows:
+        schedule_overdue_check(session, row)
     return rows
+
+
+def schedule_overdue_check(session: Session, action: FollowUpAction) -> None:
+    """A job at the first moment the action is overdue (the day after its due date, UTC) to remind its owner."""
+    if action.due_date is None:
+        return
+    from .jobs import queue
+
+    overdue_at = datetime.combine(action.due_date + timedelta(days=1), time.min, tzinfo=timezone.utc)
+    queue.schedule(session, "follow_up_due", str(action.id), due_at=overdue_at, change_id=action.change_id,
+                   dedupe_key=f"follow_up_due:{action.id}:{action.due_date}")
+
+
+def remind_if_overdue(session: Session, action_id: int, today: date) -> bool:
+    """Run by the follow_up_due job: notify the owner and the change managers if the action is still open."""
+    from . import audit, notify
+
+    action = session.get(FollowUpAction, action_id)
+    if action is None or not is_overdue(action, today):
+        return False
+    notify.follow_up_overdue(session, action)
+    audit.record(session, "follow_up_overdue", change_id=action.change_id,
+                 data={"action_id": action.id, "action": action.action, "due_date": str(action.due_date)})
+    return True
 
 
 def is_overdue(action: FollowUpAction, today: date | None = None) -> bool:

@@ -1,67 +1,25 @@
-"""Notifications as outbox rows, written in the same transaction as the change that causes them.
+"""Who hears what. Each function picks the recipients for one kind of event and hands them to the
+outbox (`engine.outbox`), inside the transaction of the change that causes it.
 
-Delivery (email, webhooks) is done later by workers; here we only decide who hears what, once: the
-`dedupe_key` makes writing the same notification twice a no-op.
+- approvers (or the assignee) when a task is waiting for them;
+- requesters when their change is approved, rejected, scheduled, closed or canceled;
+- owners of the affected and dependent services when a change is scheduled, and 24 h before its window;
+- change managers on escalations (overdue approvals, new conflicts, overdue follow-up actions).
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .db import utcnow
-from .models import Change, Notification, User
+from .models import Approval, Change, FollowUpAction, Notification, Task, User
+from .notification_templates import TEMPLATES
+from .outbox import notify as write
 from .service_map import impacted_services
 
 REMINDER_BEFORE = timedelta(hours=24)
-
-
-def _window(change: Change) -> str:
-    if not change.planned_start:
-        return "no planned window yet"
-    return f"{change.planned_start:%a %d %b %Y %H:%M} – {change.planned_end:%a %d %b %Y %H:%M} UTC"
-
-
-def _summary(change: Change) -> str:
-    services = ", ".join(s.key for s in change.services) or "no services"
-    return (f"{change.number} {change.title}\n"
-            f"Type: {change.change_type} · Category: {change.category} · Risk: {change.risk or 'not assessed'}\n"
-            f"Services: {services}\nWindow: {_window(change)}\n"
-            f"Rollback plan: {change.rollback_plan or '(none given)'}\n")
-
-
-TEMPLATES = {
-    "change_scheduled": ("Scheduled: {number} {title} ({window})",
-                         "A change that affects {service_phrase} has been scheduled.\n\n{summary}"),
-    "window_reminder": ("Reminder: {number} {title} starts {start}",
-                        "A change that affects {service_phrase} starts soon.\n\n{summary}"),
-    "conflict_escalation": ("Conflict: {number} {title}",
-                            "New conflicts were found after the change was scheduled:\n{conflicts}\n\n{summary}"),
-}
-
-
-def enqueue(session: Session, kind: str, change: Change, recipient: User, *, dedupe: str,
-            send_after: datetime | None = None, **context) -> Notification | None:
-    key = f"{kind}:{change.id}:{recipient.id}:{dedupe}"[:200]
-    if session.scalar(select(Notification.id).where(Notification.dedupe_key == key)):
-        return None
-    subject, body = TEMPLATES[kind]
-    values = {"number": change.number, "title": change.title, "window": _window(change),
-              "start": f"{change.planned_start:%a %d %b %H:%M} UTC" if change.planned_start else "",
-              "summary": _summary(change), "service_phrase": "your services", "conflicts": "", **context}
-    row = Notification(kind=kind, recipient=recipient, change_id=change.id, subject=subject.format(**values)[:300],
-                       body=body.format(**values), dedupe_key=key, send_after=send_after or utcnow(),
-                       payload={"change": change.number, **{k: v for k, v in context.items() if isinstance(v, str)}})
-    try:
-        # A concurrent command may write the same notification; the unique key decides, and the
-        # savepoint keeps this command's transaction usable when it loses.
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        return None
-    return row
 
 
 def service_owners(session: Session, change: Change) -> list[User]:
@@ -88,13 +46,78 @@ def audience(session: Session, change: Change, name: str) -> list[User]:
     raise ValueError(f"unknown audience '{name}'; use service_owners, change_managers, requester or implementer")
 
 
+def send(session: Session, template: str, change: Change, audience_name: str, *, dedupe: str) -> list[Notification]:
+    """The `notify` service task: a template to a named audience."""
+    if template == "change_scheduled":
+        return change_scheduled(session, change)
+    if template == "approval_overdue":
+        return approval_overdue(session, change, audience(session, change, audience_name), dedupe=dedupe)
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown notification template '{template}'; known: {', '.join(sorted(TEMPLATES))}")
+    return write(session, template, change, audience(session, change, audience_name), dedupe=dedupe)
+
+
 def change_scheduled(session: Session, change: Change) -> list[Notification]:
-    """Owners hear what, when, risk and rollback plan; a reminder is queued for before the window."""
-    sent = []
-    dedupe = f"{change.planned_start.isoformat() if change.planned_start else ''}"
-    for owner in service_owners(session, change):
-        sent.append(enqueue(session, "change_scheduled", change, owner, dedupe=dedupe))
-        if change.planned_start:
-            sent.append(enqueue(session, "window_reminder", change, owner, dedupe=dedupe,
-                                send_after=max(utcnow(), change.planned_start - REMINDER_BEFORE)))
-    return [n for n in sent if n is not None]
+    """Owners hear what, when, risk and rollback plan, with a reminder before the window; so does the requester."""
+    dedupe = change.planned_start.isoformat() if change.planned_start else ""
+    owners = service_owners(session, change)
+    sent = write(session, "change_scheduled", change, owners, dedupe=dedupe)
+    if change.planned_start:
+        sent += write(session, "window_reminder", change, owners, dedupe=dedupe,
+                      send_after=max(utcnow(), change.planned_start - REMINDER_BEFORE),
+                      planned_start=change.planned_start.isoformat())
+    sent += write(session, "request_scheduled", change, [change.requester], dedupe=dedupe)
+    return sent
+
+
+def state_changed(session: Session, change: Change, previous: str, state: str) -> list[Notification]:
+    """The requester hears of approval (authorize → onwards), rejection (back to new), closure and cancellation."""
+    requester = [change.requester]
+    dedupe = f"round{change.approval_round}"
+    if state == "new" and previous not in ("new", None):
+        rejection = session.scalar(select(Approval).where(
+            Approval.change_id == change.id, Approval.decision == "reject").order_by(Approval.id.desc()))
+        return write(session, "request_rejected", change, requester, dedupe=dedupe,
+                     comment=rejection.comment if rejection else "")
+    if previous == "authorize" and state not in ("new", "canceled", "authorize"):
+        return write(session, "request_approved", change, requester, dedupe=dedupe)
+    if state in ("closed", "canceled"):
+        return write(session, "request_closed", change, requester, dedupe=state,
+                     close_code=change.close_code or state)
+    return []
+
+
+def task_waiting(session: Session, task: Task) -> list[Notification]:
+    """The assignee, or every holder of the task's role who may act on it (segregation of duties)."""
+    from .approvals import sod_refusal
+
+    if task.assignee is not None:
+        people = [task.assignee]
+    else:
+        people = [u for u in role_holders(session, task.role) if sod_refusal(session, u, task) is None]
+    due = f" (due {task.due_at:%a %d %b %H:%M} UTC)" if task.due_at else ""
+    return write(session, "task_waiting", task.change, people, dedupe=task.id, task=task.name, due_phrase=due)
+
+
+def approval_overdue(session: Session, change: Change, people: list[User], *, dedupe: str) -> list[Notification]:
+    """Escalation from an approval SLA timer: lists the approvals still open and how long they waited."""
+    now = utcnow()
+    open_tasks = session.scalars(select(Task).where(
+        Task.change_id == change.id, Task.status == "ready", Task.approval_step.is_not(None))
+        .order_by(Task.created_at)).all()
+    lines = [f"- {t.name}: waiting {_age(now - t.created_at)}, "
+             f"{'assigned to ' + t.assignee.username if t.assignee else 'unclaimed (' + t.role + ')'}"
+             for t in open_tasks] or ["- (the approval was decided meanwhile)"]
+    return write(session, "approval_overdue", change, people, dedupe=dedupe, waiting="\n".join(lines))
+
+
+def follow_up_overdue(session: Session, action: FollowUpAction) -> list[Notification]:
+    people = ([action.owner] if action.owner else []) + role_holders(session, "change_manager")
+    return write(session, "follow_up_overdue", session.get(Change, action.change_id), people, dedupe=f"{action.id}:{action.due_date}",
+                 action=action.action, due_date=str(action.due_date),
+                 owner=action.owner.username if action.owner else "unassigned")
+
+
+def _age(delta: timedelta) -> str:
+    hours = int(delta.total_seconds() // 3600)
+    return f"{hours // 24} d {hours % 24} h" if hours >= 24 else f"{hours} h"

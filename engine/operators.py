@@ -2,6 +2,8 @@
 
 An operator is a function `(command, task, **params) -> JSON-able result`. It runs inside the
 command's transaction, so whatever it writes commits or rolls back with the workflow state.
+A `background` operator (slow or external) does not run in the request: the service task waits
+and a worker runs the operator later, continuing the instance in its own transaction.
 """
 from __future__ import annotations
 
@@ -21,16 +23,21 @@ class Operator:
     name: str
     func: Callable
     description: str
+    background: bool = False
 
 
 OPERATORS: dict[str, Operator] = {}
 
 
-def operator(name: str):
+def operator(name: str, *, background: bool = False):
     def register(func):
-        OPERATORS[name] = Operator(name, func, (func.__doc__ or "").strip().splitlines()[0])
+        OPERATORS[name] = Operator(name, func, (func.__doc__ or "").strip().splitlines()[0], background)
         return func
     return register
+
+
+def runs_in_background(name: str) -> bool:
+    return name in OPERATORS and OPERATORS[name].background
 
 
 def run_operator(name: str, command: Command | None, task, params: dict):
@@ -56,12 +63,15 @@ def set_state(command: Command, task, state: str):
     change.closed_at = utcnow() if state in FINAL_STATES else None
     audit.record(command.session, "state_changed", actor=command.actor, change_id=change.id,
                  element_id=task.task_spec.bpmn_id, data={"from": previous, "to": state})
+    from . import notify
+
+    notify.state_changed(command.session, change, previous, state)
     return {"state": state}
 
 
-@operator("detect_conflicts")
+@operator("detect_conflicts", background=True)
 def detect_conflicts(command: Command, task):
-    """Check the planned window for conflicts; record them and escalate new ones once scheduled."""
+    """Check the planned window for conflicts; record them and escalate new ones once scheduled (on a worker)."""
     from . import conflict_records
 
     found, new = conflict_records.refresh(command.session, command.change)
@@ -76,16 +86,9 @@ def notify_audience(command: Command, task, template: str, audience: str = "serv
     """Queue a notification (template) for an audience (service_owners, change_managers, requester, implementer)."""
     from . import notify
 
-    change = command.change
-    if template == "change_scheduled":
-        sent = notify.change_scheduled(command.session, change)
-    else:
-        if template not in notify.TEMPLATES:
-            raise ValueError(f"unknown notification template '{template}'")
-        sent = [notify.enqueue(command.session, template, change, person,
-                               dedupe=f"{task.task_spec.bpmn_id}:{change.approval_round}")
-                for person in notify.audience(command.session, change, audience)]
-    return {"queued": len([n for n in sent if n is not None])}
+    sent = notify.send(command.session, template, command.change, audience,
+                       dedupe=f"{task.task_spec.bpmn_id}:{command.change.approval_round}:{task.id}")
+    return {"queued": len(sent)}
 
 
 @operator("check_evidence")

@@ -47,6 +47,13 @@ MATRIX: dict[str, frozenset[str]] = {
     "calendar.feed": frozenset({"*"}),
     "evidence.read": EVERYONE,  # scoped further by can_read_change
     "evidence.upload": EVERYONE - {"auditor"},  # also needs read access to the change
+    # background work: the outbox (dead letters) and jobs; auditors read, admins retry
+    "outbox.read": frozenset({"admin", "auditor"}),
+    "outbox.retry": frozenset({"admin"}),
+    "job.read": frozenset({"admin", "auditor"}),
+    "job.retry": frozenset({"admin"}),
+    "webhook.manage": frozenset({"admin"}),
+    "me.notifications": EVERYONE,  # one's own notification preferences
 }
 
 

@@ -16,7 +16,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
-from . import audit
+from . import audit, notify
 from .bpmn.specs import SPECS
 from .command import Command
 from .db import utcnow
@@ -45,8 +45,7 @@ def start_process(session: Session, change: Change, version: ProcessVersion, act
     instance.process_version = version
     session.add(instance)
     _advance(command, workflow, version)
-    _save(session, instance, workflow)
-    _sync_tasks(command, instance, workflow, version)
+    save_and_sync(command, instance, workflow, version)
     return instance
 
 
@@ -135,8 +134,7 @@ def complete_task(session: Session, task_id: str, user: User, data: dict, *,
         facts["approval_tally"] = tally(session, change, task.approval_step)
     spiff_task.set_data(**{**data, **facts})
     _advance(command, workflow, version, first=spiff_task)
-    _save(session, instance, workflow)
-    _sync_tasks(command, instance, workflow, version)
+    save_and_sync(command, instance, workflow, version)
     return task
 
 
@@ -157,6 +155,37 @@ def _segregation_of_duties(session: Session, task: Task, user: User, override_re
 def load_workflow(session: Session, instance: ProcessInstance) -> BpmnWorkflow:
     """A read-only view of an instance's workflow (for traces); nothing run here is saved."""
     return _load(instance, instance.process_version, None)
+
+
+def open_instance(session: Session, instance_id: int, actor: User | None = None, *, in_worker: bool = False):
+    """(command, instance, version, workflow) for continuing an instance outside a user's request."""
+    instance = session.get(ProcessInstance, instance_id)
+    if instance is None:
+        raise NotFound(f"Process instance {instance_id} does not exist.")
+    version = instance.process_version
+    command = Command(session, actor, instance.change, version.process_key)
+    return command, instance, version, _load(instance, version, command, in_worker=in_worker)
+
+
+def advance(command: Command, workflow: BpmnWorkflow, version: ProcessVersion, first=None) -> None:
+    """Run the engine to the next wait state; failures become WorkflowFailure naming the element."""
+    _advance(command, workflow, version, first=first)
+
+
+def save_and_sync(command: Command, instance: ProcessInstance, workflow: BpmnWorkflow,
+                  version: ProcessVersion) -> None:
+    """Save the state (optimistic lock), rewrite the inbox rows, and record what the instance now waits
+    for: timers (jobs due when they fire) and service tasks left for a worker."""
+    from . import timers
+    from .jobs import queue
+
+    _save(command.session, instance, workflow)
+    _sync_tasks(command, instance, workflow, version)
+    timers.sync(command.session, instance, workflow)
+    for task_id in command.deferred:
+        queue.schedule(command.session, "service_task", task_id, instance_id=instance.id,
+                       change_id=command.change.id, dedupe_key=f"service_task:{instance.id}:{task_id}")
+    command.deferred.clear()
 
 
 def workflow_elements(workflow: BpmnWorkflow) -> tuple[list[str], list[str]]:
@@ -180,9 +209,10 @@ def _require_ready(task: Task) -> None:
         raise Conflict(f"This task is {task.status}; it no longer takes input.")
 
 
-def _load(instance: ProcessInstance, version: ProcessVersion, command: Command | None) -> BpmnWorkflow:
+def _load(instance: ProcessInstance, version: ProcessVersion, command: Command | None, *,
+          in_worker: bool = False) -> BpmnWorkflow:
     spec, subprocess_specs = SPECS.get(version)
-    return load_state(instance.state, spec, subprocess_specs, ChangeflowScriptEngine(command))
+    return load_state(instance.state, spec, subprocess_specs, ChangeflowScriptEngine(command, in_worker=in_worker))
 
 
 def _advance(command: Command, workflow: BpmnWorkflow, version: ProcessVersion, first=None) -> None:
@@ -190,8 +220,14 @@ def _advance(command: Command, workflow: BpmnWorkflow, version: ProcessVersion, 
         if first is not None:
             first.run()
         workflow.do_engine_steps()
+        # do_engine_steps refreshes timers last: a timer already due (a planned start in the past)
+        # is READY only now, so run again until nothing is left to run.
+        for _ in range(100):
+            if not any(not t.task_spec.manual for t in workflow.get_tasks(state=TaskState.READY, max_depth=MAX_DEPTH)):
+                break
+            workflow.do_engine_steps()
     except SpiffWorkflowException as exc:
-        if _database_contention(exc):
+        if database_contention(exc):
             raise Conflict("Another update to related changes happened at the same time; try again.") from exc
         task = getattr(exc, "task", None)
         element_id = getattr(getattr(task, "task_spec", None), "bpmn_id", None)
@@ -202,7 +238,7 @@ def _advance(command: Command, workflow: BpmnWorkflow, version: ProcessVersion, 
                               process_key=version.process_key, change_id=command.change.id) from exc
 
 
-def _database_contention(exc: BaseException) -> bool:
+def database_contention(exc: BaseException) -> bool:
     """A service task lost a race in the database (unique key, deadlock): a conflict, not an incident."""
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -255,6 +291,8 @@ def _sync_tasks(command: Command, instance: ProcessInstance, workflow: BpmnWorkf
         audit.record(session, "task_created", change_id=change.id, element_id=row.element_id,
                      task_id=row.id, data={"name": row.name, "role": row.role,
                                            "assignee": row.assignee.username if row.assignee else None})
+        row.change = change
+        notify.task_waiting(session, row)
     _project_assessment(session, change, workflow)
 
 

@@ -30,6 +30,8 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
+from .business_time import business_days, now_iso
+
 
 class ScriptRestrictionError(SyntaxError):
     """The script uses something the sandbox does not allow (found at compile time)."""
@@ -65,6 +67,9 @@ HELPERS = {
     "re": SimpleNamespace(match=re.match, search=re.search, fullmatch=re.fullmatch,
                           findall=re.findall, sub=re.sub, split=re.split, IGNORECASE=re.IGNORECASE),
     "json": SimpleNamespace(loads=json.loads, dumps=json.dumps),
+    # timer expressions: `business_days(2)` → the moment two business days from now (ISO 8601)
+    "business_days": business_days,
+    "now_iso": now_iso,
 }
 
 BASE_GLOBALS = {
@@ -163,9 +168,20 @@ class ChangeflowScriptEngine(PythonScriptEngine):
     so operators act inside the command's transaction without any global state.
     """
 
-    def __init__(self, command=None):
+    def __init__(self, command=None, *, in_worker: bool = False):
         super().__init__(environment=RestrictedEnvironment())
         self.command = command
+        self.in_worker = in_worker  # background operators run here instead of being deferred
+
+    def defers(self, operation_name: str) -> bool:
+        from .operators import runs_in_background
+
+        return not self.in_worker and runs_in_background(operation_name)
+
+    def defer_service_task(self, task) -> None:
+        if self.command is None:
+            raise RuntimeError("a background service task needs a command context")
+        self.command.deferred.append(str(task.id))
 
     def validate(self, expression):
         # SpiffWorkflow's DMN engine calls this for every cell it evaluates.

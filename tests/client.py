@@ -87,6 +87,25 @@ class ApiClient:
         assert response.status_code == 200, response.get_json()
         return response.get_json()
 
+    # -- time passing: timers and delayed notifications ------------------------------------------
+
+    def run_due(self, at=None) -> int:
+        """Let time pass until `at` (default now): run every background job due by then, as a worker would."""
+        from sqlalchemy.orm import sessionmaker
+
+        from engine.jobs.runner import run_due
+        from webui.extensions import db
+
+        with self.app.app_context():
+            return run_due(sessionmaker(bind=db.engine), self.app.config["CHANGEFLOW_SETTINGS"], now=at)
+
+    def wait_for_window(self, change_id: int) -> int:
+        """Time passes until the change's planned start: its *Wait for planned start* timer fires."""
+        from datetime import datetime, timedelta
+
+        start = datetime.fromisoformat(self.change(change_id)["planned_start"])
+        return self.run_due(start + timedelta(seconds=1))
+
     # -- evidence, rollback review, business acceptance -----------------------------------------
 
     def attach(self, change_id: int, *kinds: str, user: str = "alice") -> list[dict]:

@@ -34,11 +34,12 @@ def create_app(settings: Settings | None = None, **config) -> Flask:
     if settings.database_url.startswith("sqlite"):
         settings.instance_dir.mkdir(parents=True, exist_ok=True)
 
-    from . import api, docs
+    from . import api, background, docs
     from .errors import handle_domain_error
     from .extensions import db
 
     db.init_app(app)
+    background.init_app(app)
     api.register(app)
     docs.register(app)
     app.register_error_handler(ChangeflowError, handle_domain_error)

@@ -225,6 +225,22 @@ def serve(host, port, workers, threads, deploy):
     run_gunicorn(f"{host}:{port}", workers=workers, threads=threads)
 
 
+@main.command("worker")
+@click.option("--burst", is_flag=True, help="Run what is queued and due, then exit.")
+@click.option("--name", default=None, help="Worker name (default: changeflow-<host>:<pid>).")
+def worker(burst, name):
+    """Run background jobs from Redis: deliveries, timers, slow service tasks (needs REDIS_URL).
+
+    Start as many as you like, on as many machines; each also sweeps for jobs Redis lost.
+    """
+    import logging
+
+    from engine.jobs.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    run_worker(Settings.from_env(), burst=burst, name=name)
+
+
 @main.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -250,6 +266,13 @@ def demo(host, port):
     for username, roles, token in people:
         click.echo(f"  {username:<8} {', '.join(roles):<20} {token}")
     from werkzeug.serving import run_simple
+
+    from .background import dispatcher
+
+    # No Redis in the demo: jobs run in-process after each commit; this thread fires timers and
+    # sends delayed notifications when they fall due. Emails land in <instance>/mail as .eml files.
+    dispatcher(app).start_timer_thread(interval=5.0)
+    click.echo(f"emails: {settings.instance_dir / 'mail'} (set CHANGEFLOW_SMTP_HOST to send them)")
 
     # Flask ignores app.run() under its own CLI, so serve with werkzeug directly.
     run_simple(host, port, app, threaded=True, use_reloader=False)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 
 from ..scripting import AST_LOCK
 from .bundle import Bundle
+from .parser import ChangeflowBpmnParser
 from .safe_xml import parse_xml
 
 
@@ -21,7 +21,7 @@ def build_specs(bundle: Bundle, process_key: str):
 
 
 def _build_specs(bundle: Bundle, process_key: str):
-    parser = SpiffBpmnParser()
+    parser = ChangeflowBpmnParser()
     for name, xml in bundle.dmn.items():
         parser.add_dmn_xml(parse_xml(xml), filename=name)
     parser.add_bpmn_xml(parse_xml(bundle.bpmn_xml).getroottree(), filename=bundle.filename)

@@ -8,11 +8,14 @@ from .audit import AuditEvent, Incident
 from .templates import ChangeTemplate, TemplateVersion
 from .cab import CabMeeting
 from .evidence import EVIDENCE_KINDS, Evidence, FollowUpAction
-from .schedule import ChangeConflict, Notification, ServiceDependency, Window, window_services
+from .schedule import ChangeConflict, ServiceDependency, Window, window_services
+from .notifications import Notification, WebhookEndpoint
+from .jobs import Job
 
 __all__ = [
     "ApiToken", "User", "Service", "Approval", "Assessment", "Change", "change_services",
     "DefinitionResource", "ProcessVersion", "ProcessInstance", "Task", "AuditEvent", "Incident",
     "ChangeTemplate", "TemplateVersion", "CabMeeting",
     "EVIDENCE_KINDS", "Evidence", "FollowUpAction", "ChangeConflict", "Notification", "ServiceDependency", "Window", "window_services",
+    "WebhookEndpoint", "Job",
 ]

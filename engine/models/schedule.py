@@ -75,27 +75,3 @@ class ChangeConflict(Base):
     message: Mapped[str] = mapped_column(Text)
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class Notification(Base):
-    """Transactional outbox: written in the same transaction as what causes it, delivered later."""
-
-    __tablename__ = "notifications"
-    __table_args__ = (
-        Index("ix_notifications_status_due", "status", "send_after"),
-        UniqueConstraint("dedupe_key", name="uq_notifications_dedupe_key"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(48))
-    recipient_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
-    change_id: Mapped[int | None] = mapped_column(ForeignKey("changes.id", ondelete="SET NULL"), index=True)
-    subject: Mapped[str] = mapped_column(String(300))
-    body: Mapped[str] = mapped_column(Text)
-    payload: Mapped[dict] = mapped_column(default=dict)
-    dedupe_key: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
-    send_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-    recipient: Mapped[User | None] = relationship()

@@ -20,6 +20,11 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     # Secret in the user's iCalendar feed URL (calendar apps cannot send bearer tokens).
     calendar_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Notification channels the user switched off: "email", "webhook", or "channel:kind" for one kind.
+    notify_opt_out: Mapped[list] = mapped_column(default=list)
+    # Personal webhook (e.g. a chat incoming-webhook URL); the secret signs each delivery.
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    webhook_secret: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user")

@@ -12,3 +12,4 @@ from .cab import *  # noqa: F401,F403
 from .schedule import *  # noqa: F401,F403
 from .windows import *  # noqa: F401,F403
 from .evidence import *  # noqa: F401,F403
+from .background import *  # noqa: F401,F403

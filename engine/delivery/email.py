@@ -1,0 +1,76 @@
+"""Email over SMTP (host, port, STARTTLS or implicit TLS, optional login), or to .eml files when no
+SMTP server is configured (the embedded demo: see `<instance>/mail`)."""
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+from ..config import Settings
+from ..db import utcnow
+
+SmtpError = smtplib.SMTPException
+
+
+@dataclass
+class Outgoing:
+    notification_id: int
+    message: EmailMessage
+
+
+def message_id(notification_id: int, sender: str) -> str:
+    domain = sender.rpartition("@")[2] or "changeflow.invalid"
+    return f"<notification-{notification_id}@{domain}>"
+
+
+def compose(row, settings: Settings, link: str) -> Outgoing:
+    sender = settings.smtp.sender if settings.smtp else "changeflow@localhost"
+    if row.recipient is None or not row.recipient.email:
+        raise SmtpError(f"{row.recipient.username if row.recipient else 'nobody'} has no email address")
+    msg = EmailMessage()
+    msg["Subject"] = row.subject
+    msg["From"] = sender
+    msg["To"] = row.recipient.email
+    msg["Date"] = format_datetime(row.created_at or utcnow())
+    msg["Message-ID"] = message_id(row.id, sender)  # stable across retries: receivers can drop duplicates
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Changeflow-Notification"] = str(row.id)
+    msg["X-Changeflow-Event"] = row.kind
+    greeting = f"Hello {row.recipient.display_name or row.recipient.username},\n\n"
+    footer = (f"\nOpen the change: {link}\n"
+              f"Your notification settings: {settings.base_url}/api/me/notifications\n"
+              "-- \nChangeflow change management\n")
+    msg.set_content(greeting + row.body + footer)
+    return Outgoing(row.id, msg)
+
+
+def send(outgoing: Outgoing, settings: Settings) -> None:
+    smtp = settings.smtp
+    if smtp is None:
+        _drop(outgoing, settings)
+        return
+    context = ssl.create_default_context(cafile=smtp.cafile)
+    if smtp.ssl:
+        client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=context)
+    else:
+        client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
+    with client:
+        client.ehlo()
+        if smtp.starttls and not smtp.ssl:
+            client.starttls(context=context)
+            client.ehlo()
+        if smtp.username:
+            client.login(smtp.username, smtp.password or "")
+        client.send_message(outgoing.message)
+
+
+def _drop(outgoing: Outgoing, settings: Settings) -> None:
+    folder = Path(settings.instance_dir) / "mail"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"notification-{outgoing.notification_id}.eml"
+    temporary = target.with_suffix(".tmp")
+    temporary.write_bytes(bytes(outgoing.message))
+    temporary.replace(target)  # a crash never leaves half a message

@@ -1,0 +1,97 @@
+"""How a committed job reaches a runner.
+
+- `RqDispatcher` (production, `REDIS_URL` set): due jobs go on the rq queue, later ones to rq's
+  scheduler (`enqueue_at`). If Redis is down or loses them, nothing is lost: the job rows remain and
+  a worker's sweep hands them out again.
+- `InlineDispatcher` (no Redis: the embedded demo, most tests): due jobs run in this process right
+  after the commit; a timer thread runs the rest when they fall due. Same runner, same code path.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import sessionmaker
+
+from ..config import Settings
+from ..db import utcnow
+from . import queue
+from .runner import Dispatch, run_due, run_job
+
+log = logging.getLogger("changeflow.jobs")
+PERFORM = "engine.jobs.worker.perform"
+BACKLOG_LIMIT = 500  # more entries than this waiting in rq: workers are behind, not jobs lost
+
+
+class InlineDispatcher:
+    def __init__(self, sessions: sessionmaker, settings: Settings):
+        self.sessions, self.settings = sessions, settings
+        self._stop = threading.Event()
+
+    def dispatch(self, jobs: Dispatch) -> None:
+        waiting = deque(j for j in jobs if j[1] <= utcnow())
+        while waiting:
+            job_id, _ = waiting.popleft()
+            waiting.extend(j for j in run_job(self.sessions, job_id, self.settings, worker="inline")
+                           if j[1] <= utcnow())
+
+    def start_timer_thread(self, interval: float = 5.0) -> threading.Thread:
+        """Fire due timers and deliver delayed notifications every `interval` seconds (embedded server)."""
+        def loop():
+            while not self._stop.wait(interval):
+                try:
+                    run_due(self.sessions, self.settings)
+                except Exception:  # noqa: BLE001 — keep the thread alive; the jobs stay due
+                    log.exception("running due jobs failed")
+
+        thread = threading.Thread(target=loop, name="changeflow-timers", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class RqDispatcher:
+    def __init__(self, settings: Settings, connection=None):
+        from redis import Redis
+        from rq import Queue
+
+        self.settings = settings
+        self.redis = connection or Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        self.queue = Queue(settings.queue_name, connection=self.redis)
+
+    def dispatch(self, jobs: Dispatch) -> None:
+        for job_id, due_at in jobs:
+            try:
+                self.enqueue(job_id, due_at)
+            except Exception as exc:  # noqa: BLE001 — the row is committed; the sweep will find it
+                log.warning("could not hand job %s to Redis (%s); the sweep will pick it up", job_id, exc)
+
+    def enqueue(self, job_id: int, due_at: datetime) -> None:
+        # rq job ids are left unique: a duplicate hand-out is harmless (the claim decides) while a
+        # reused id could overwrite the record of a job that is still running.
+        options = {"job_timeout": max(int(self.settings.job_lease_seconds * 0.8), 5), "result_ttl": 300,
+                   "failure_ttl": 86400, "description": f"changeflow job {job_id}"}
+        if due_at <= utcnow():
+            self.queue.enqueue(PERFORM, job_id, **options)
+        else:
+            self.queue.enqueue_at(due_at, PERFORM, job_id, **options)
+
+    def backlog(self) -> int:
+        return self.queue.count
+
+
+def sweep(sessions: sessionmaker, dispatcher: RqDispatcher, settings: Settings,
+          now: datetime | None = None) -> int:
+    """Hand out again what Redis lost: jobs overdue by more than two sweep intervals, and jobs whose
+    worker's lease ran out (it died). Returns how many were handed out."""
+    now = now or utcnow()
+    if dispatcher.backlog() > BACKLOG_LIMIT:
+        return 0
+    with sessions() as session:
+        lost = queue.due(session, now - timedelta(seconds=2 * settings.sweep_seconds))
+    dispatcher.dispatch([(job_id, now) for job_id, _ in lost])
+    return len(lost)

@@ -1,0 +1,122 @@
+"""The jobs table as a queue. The database is the source of truth; Redis only says "look at job N".
+
+Claiming is one conditional UPDATE, so two workers handed the same id never both run it, and a
+worker that dies mid-job leaves a lease that expires — the sweep then hands the job out again.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, event, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..db import utcnow
+from ..models import Job
+
+NEW_JOBS = "changeflow.new_jobs"  # session.info key: jobs written in the open transaction
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def schedule(session: Session, kind: str, ref: str, *, due_at: datetime | None = None,
+             dedupe_key: str | None = None, instance_id: int | None = None,
+             change_id: int | None = None) -> Job | None:
+    """Write a job in the caller's transaction; None if one with the same dedupe key exists."""
+    if dedupe_key and session.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key)):
+        return None
+    job = Job(kind=kind, ref=str(ref), due_at=due_at or utcnow(), dedupe_key=dedupe_key,
+              instance_id=instance_id, change_id=change_id, status="pending", attempts=0)
+    try:
+        with session.begin_nested():  # a concurrent writer of the same key wins; this transaction goes on
+            session.add(job)
+    except IntegrityError:
+        return None
+    session.info.setdefault(NEW_JOBS, []).append((job.id, job.due_at))
+    return job
+
+
+def take_new(session: Session) -> list[tuple[int, datetime]]:
+    """The (id, due_at) of jobs the session committed since the last call; call after commit."""
+    return session.info.pop(NEW_JOBS, [])
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:  # the whole transaction, not a savepoint
+        session.info.pop(NEW_JOBS, None)
+
+
+def _claimable(now: datetime):
+    return or_(and_(Job.status == "pending", Job.due_at <= now),
+               and_(Job.status == "running", Job.lease_until < now))
+
+
+def claim(session: Session, job_id: int, *, now: datetime, lease_seconds: float, worker: str) -> Job | None:
+    """Take the job if it is due (or its holder's lease ran out); commits. None: not ours to run."""
+    taken = session.execute(
+        update(Job).where(Job.id == job_id, _claimable(now))
+        .values(status="running", attempts=Job.attempts + 1, worker=worker[:100],
+                lease_until=now + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.commit()
+    return session.get(Job, job_id) if taken == 1 else None
+
+
+def finish(job: Job, now: datetime | None = None) -> None:
+    """Mark done — in the same transaction as the job's effect, so the effect and 'done' commit together."""
+    job.status, job.finished_at, job.lease_until = "done", now or utcnow(), None
+
+
+def backoff(attempt: int, base_seconds: float) -> timedelta:
+    """Exponential: base, 4×base, 16×base … capped at an hour."""
+    return min(timedelta(seconds=base_seconds * 4 ** max(attempt - 1, 0)), MAX_BACKOFF)
+
+
+def record_failure(session: Session, job_id: int, error: str, *, now: datetime, base_seconds: float,
+                   max_attempts: int, retry: bool = True) -> Job:
+    """After a failed attempt: pending again after a backoff, or failed (dead letter) when out of attempts."""
+    job = session.get(Job, job_id, populate_existing=True)
+    job.last_error, job.lease_until = error[:4000], None
+    if retry and job.attempts < max_attempts:
+        job.status, job.due_at = "pending", now + backoff(job.attempts, base_seconds)
+    else:
+        job.status, job.finished_at = "failed", now
+    return job
+
+
+def release(session: Session, job_id: int, *, now: datetime, delay_seconds: float = 1.0) -> Job:
+    """Give a job back without counting the attempt (it lost an optimistic-lock race; try again soon)."""
+    job = session.get(Job, job_id, populate_existing=True)
+    job.status, job.lease_until = "pending", None
+    job.attempts = max(job.attempts - 1, 0)
+    job.due_at = now + timedelta(seconds=delay_seconds)
+    return job
+
+
+def due(session: Session, now: datetime, limit: int = 500) -> list[tuple[int, datetime]]:
+    """Jobs a worker should run now: due and pending, or running under an expired lease."""
+    rows = session.execute(select(Job.id, Job.due_at).where(_claimable(now)).order_by(Job.due_at).limit(limit))
+    return [(row.id, row.due_at) for row in rows]
+
+
+def retry(session: Session, job_id: int) -> Job:
+    """An admin's retry of a failed job: all attempts again, due now."""
+    from ..errors import Conflict, NotFound
+
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"Job {job_id} does not exist.")
+    if job.status != "failed":
+        raise Conflict(f"Job {job_id} is {job.status}; only failed jobs can be retried.")
+    job.status, job.attempts, job.due_at, job.finished_at = "pending", 0, utcnow(), None
+    session.info.setdefault(NEW_JOBS, []).append((job.id, job.due_at))
+    return job
+
+
+def cancel_timers(session: Session, instance_id: int, keep: set[str]) -> None:
+    """Cancel pending timer jobs of an instance whose timer no longer waits (its task finished or was cancelled)."""
+    query = update(Job).where(Job.kind == "timer", Job.instance_id == instance_id, Job.status == "pending")
+    if keep:
+        query = query.where(Job.ref.not_in(keep))
+    session.execute(query.values(status="cancelled", finished_at=utcnow()).execution_options(synchronize_session=False))

@@ -1,0 +1,76 @@
+"""The `changeflow worker` process: an rq worker with rq's scheduler, plus a sweep thread.
+
+Any number of these may run on any number of machines against the same PostgreSQL and Redis.
+The worker carries job ids only; what to do, and whether it is still to be done, comes from the
+database (`engine.jobs.queue`).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy.orm import sessionmaker
+
+from ..config import Settings
+from ..db import make_engine
+from .dispatch import RqDispatcher, sweep
+from .runner import WORKER_NAME, run_job
+
+log = logging.getLogger("changeflow.worker")
+
+
+@dataclass
+class WorkerContext:
+    sessions: sessionmaker
+    settings: Settings
+    dispatcher: RqDispatcher
+
+
+_context: WorkerContext | None = None  # one per worker process, set up before the first job
+
+
+def _make_context(settings: Settings) -> WorkerContext:
+    engine = make_engine(settings.database_url)
+    return WorkerContext(sessionmaker(engine, expire_on_commit=True), settings, RqDispatcher(settings))
+
+
+def perform(job_id: int) -> None:
+    """The function rq calls: run one Changeflow job and hand on whatever it made due."""
+    global _context
+    if _context is None:  # a forking worker or another process that did not call run_worker
+        _context = _make_context(Settings.from_env())
+    follow_up = run_job(_context.sessions, int(job_id), _context.settings)
+    _context.dispatcher.dispatch(follow_up)
+
+
+def _sweep_forever(context: WorkerContext, stop: threading.Event) -> None:
+    while True:
+        try:
+            handed = sweep(context.sessions, context.dispatcher, context.settings)
+            if handed:
+                log.info("sweep handed out %s job(s) Redis did not have", handed)
+        except Exception as exc:  # noqa: BLE001 — Redis or the database may be briefly away
+            log.warning("sweep failed: %s", exc)
+        if stop.wait(context.settings.sweep_seconds):
+            return
+
+
+def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> None:
+    from rq import SimpleWorker
+
+    global _context
+    if not settings.redis_url:
+        raise SystemExit("changeflow worker needs REDIS_URL (without Redis, `changeflow demo` runs jobs in-process)")
+    _context = _make_context(settings)
+    stop = threading.Event()
+    sweeper = threading.Thread(target=_sweep_forever, args=(_context, stop), name="changeflow-sweep", daemon=True)
+    sweeper.start()  # the first sweep runs at once: timers that fell due while no worker ran fire now
+    # SimpleWorker runs jobs in this process: they are short database transactions and network calls
+    # with their own timeouts, and a fork per job would cost more than the job.
+    worker = SimpleWorker([_context.dispatcher.queue], connection=_context.dispatcher.redis,
+                          name=name or f"changeflow-{WORKER_NAME}".replace(":", "-"))
+    try:
+        worker.work(with_scheduler=True, burst=burst, logging_level="INFO")
+    finally:
+        stop.set()

@@ -1,0 +1,105 @@
+"""Writing notifications: one outbox row per channel and recipient, plus the job that delivers it.
+
+Everything here runs inside the transaction of the change that causes the notification, so a
+rolled-back command notifies nobody. Writing the same notification twice is a no-op (dedupe key).
+Users opt out per channel (or per channel and kind); mandatory kinds ignore opt-outs.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .db import utcnow
+from .jobs import queue
+from .models import Change, Notification, User, WebhookEndpoint
+from .notification_templates import MANDATORY, TEMPLATES
+
+CHANNELS = ("email", "webhook")
+
+
+def window_text(change: Change) -> str:
+    if not change.planned_start:
+        return "no planned window yet"
+    return f"{change.planned_start:%a %d %b %Y %H:%M} – {change.planned_end:%a %d %b %Y %H:%M} UTC"
+
+
+def _summary(change: Change) -> str:
+    services = ", ".join(s.key for s in change.services) or "no services"
+    return (f"{change.number} {change.title}\n"
+            f"Type: {change.change_type} · Category: {change.category} · Risk: {change.risk or 'not assessed'}"
+            f" · State: {change.state}\n"
+            f"Services: {services}\nWindow: {window_text(change)}\n"
+            f"Rollback plan: {change.rollback_plan or '(none given)'}\n")
+
+
+def channels_for(user: User, kind: str) -> list[str]:
+    """The channels `user` hears `kind` on: configured ones, minus opt-outs unless the kind is mandatory."""
+    configured = [c for c, ok in (("email", bool(user.email)), ("webhook", bool(user.webhook_url))) if ok]
+    if kind in MANDATORY:
+        return configured
+    opted_out = set(user.notify_opt_out or [])
+    return [c for c in configured if c not in opted_out and f"{c}:{kind}" not in opted_out]
+
+
+def _change_facts(change: Change) -> dict:
+    return {"id": change.id, "number": change.number, "title": change.title, "state": change.state,
+            "type": change.change_type, "category": change.category, "risk": change.risk,
+            "priority": change.priority, "services": [s.key for s in change.services],
+            "planned_start": change.planned_start.isoformat() if change.planned_start else None,
+            "planned_end": change.planned_end.isoformat() if change.planned_end else None}
+
+
+def notify(session: Session, kind: str, change: Change, recipients: list[User], *, dedupe: str,
+           send_after: datetime | None = None, **context) -> list[Notification]:
+    """Queue `kind` about `change` for each recipient on their channels and for subscribed webhooks."""
+    template = TEMPLATES[kind]
+    values = {"number": change.number, "title": change.title, "window": window_text(change),
+              "start": f"{change.planned_start:%a %d %b %H:%M} UTC" if change.planned_start else "",
+              "comment": "", "close_code": change.close_code or change.state, "conflicts": "", "waiting": "",
+              "task": "", "due_phrase": "", "action": "", "due_date": "", "owner": "", **context}
+    subject = template.subject.format(**values)[:300]
+    body = template.body.format(**values) + "\n\n" + _summary(change)  # delivery adds the links
+    due = send_after or utcnow()
+    payload = {"event": kind, "change": _change_facts(change), "subject": subject, "text": body,
+               **{k: v for k, v in context.items() if isinstance(v, (str, int, float, bool)) or v is None}}
+    written = []
+    seen = set()
+    for person in recipients:
+        if person is None or person.id in seen or not person.active:
+            continue
+        seen.add(person.id)
+        for channel in channels_for(person, kind):
+            written.append(_write(session, Notification(
+                kind=kind, channel=channel, recipient=person, change_id=change.id, subject=subject, body=body,
+                payload={**payload, "recipient": person.username}, send_after=due,
+                dedupe_key=f"{kind}:{change.id}:{channel}:u{person.id}:{dedupe}"[:200])))
+    for endpoint in _subscribed(session, kind):
+        written.append(_write(session, Notification(
+            kind=kind, channel="webhook", endpoint=endpoint, change_id=change.id, subject=subject, body=body,
+            payload={**payload, "recipient": None}, send_after=due,
+            dedupe_key=f"{kind}:{change.id}:webhook:e{endpoint.id}:{dedupe}"[:200])))
+    return [n for n in written if n is not None]
+
+
+def _subscribed(session: Session, kind: str) -> list[WebhookEndpoint]:
+    endpoints = session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.active.is_(True))
+                                .order_by(WebhookEndpoint.id))
+    return [e for e in endpoints if not e.events or kind in e.events]
+
+
+def _write(session: Session, row: Notification) -> Notification | None:
+    if session.scalar(select(Notification.id).where(Notification.dedupe_key == row.dedupe_key)):
+        return None
+    try:
+        # A concurrent command may write the same notification; the unique key decides, and the
+        # savepoint keeps this command's transaction usable when it loses.
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return None
+    queue.schedule(session, "deliver", str(row.id), due_at=row.send_after, dedupe_key=f"deliver:{row.id}",
+                   change_id=row.change_id)
+    return row
