@@ -94,6 +94,9 @@ def test_normal_change_from_submission_to_closure(api):
     assert state(api, cid) == "scheduled"
     api.attach(cid, "test_result", "business_sign_off")  # what an application release needs before implementation
     api.act("morgan", cid, {**WINDOW, "implementer": "ivan"}, name="Schedule change")
+    assert state(api, cid) == "scheduled" and not sees(api, "ivan", cid)  # waiting for the planned start
+    assert "Event_WaitForPlannedStart" in api.trace(cid)["diagram"]["active_element_ids"]
+    api.wait_for_window(cid)
     assert state(api, cid) == "implement"
     implement = api.task("ivan", cid)
     assert (implement["name"], implement["assignee"]) == ("Implement change", "ivan")
