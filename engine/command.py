@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from .db import utcnow
 from .models import Change, User
 
 
@@ -16,3 +18,5 @@ class Command:
     process_key: str
     # ids of service tasks left waiting for a worker (background operators) during this command
     deferred: list[str] = field(default_factory=list)
+    # the moment the command acts at: now for requests, the job's clock for timers run by a worker
+    now: datetime = field(default_factory=utcnow)

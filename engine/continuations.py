@@ -23,7 +23,7 @@ def fire_timer(session: Session, job: Job, now: datetime) -> bool:
     if session.get(ProcessInstance, job.instance_id) is None:
         queue.finish(job, now)
         return False
-    command, instance, version, workflow = runtime.open_instance(session, job.instance_id)
+    command, instance, version, workflow = runtime.open_instance(session, job.instance_id, now=now)
     task = timers.mark_fired(workflow, job.ref, now)
     if task is None:
         waiting = timers.waiting_timers(workflow)
@@ -50,7 +50,7 @@ def resume_service_task(session: Session, job: Job, now: datetime) -> bool:
     if session.get(ProcessInstance, job.instance_id) is None:
         queue.finish(job, now)
         return False
-    command, instance, version, workflow = runtime.open_instance(session, job.instance_id, in_worker=True)
+    command, instance, version, workflow = runtime.open_instance(session, job.instance_id, in_worker=True, now=now)
     task = workflow.get_task_from_id(UUID(job.ref))
     if task is None or task.state != TaskState.STARTED:
         queue.finish(job, now)  # finished already (a retry of a job whose effect committed)

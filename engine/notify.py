@@ -8,7 +8,7 @@ outbox (`engine.outbox`), inside the transaction of the change that causes it.
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -46,12 +46,14 @@ def audience(session: Session, change: Change, name: str) -> list[User]:
     raise ValueError(f"unknown audience '{name}'; use service_owners, change_managers, requester or implementer")
 
 
-def send(session: Session, template: str, change: Change, audience_name: str, *, dedupe: str) -> list[Notification]:
+def send(session: Session, template: str, change: Change, audience_name: str, *, dedupe: str,
+         now: datetime | None = None) -> list[Notification]:
     """The `notify` service task: a template to a named audience."""
     if template == "change_scheduled":
         return change_scheduled(session, change)
     if template == "approval_overdue":
-        return approval_overdue(session, change, audience(session, change, audience_name), dedupe=dedupe)
+        return approval_overdue(session, change, audience(session, change, audience_name), dedupe=dedupe,
+                                now=now or utcnow())
     if template not in TEMPLATES:
         raise ValueError(f"unknown notification template '{template}'; known: {', '.join(sorted(TEMPLATES))}")
     return write(session, template, change, audience(session, change, audience_name), dedupe=dedupe)
@@ -99,9 +101,9 @@ def task_waiting(session: Session, task: Task) -> list[Notification]:
     return write(session, "task_waiting", task.change, people, dedupe=task.id, task=task.name, due_phrase=due)
 
 
-def approval_overdue(session: Session, change: Change, people: list[User], *, dedupe: str) -> list[Notification]:
+def approval_overdue(session: Session, change: Change, people: list[User], *, dedupe: str,
+                     now: datetime) -> list[Notification]:
     """Escalation from an approval SLA timer: lists the approvals still open and how long they waited."""
-    now = utcnow()
     open_tasks = session.scalars(select(Task).where(
         Task.change_id == change.id, Task.status == "ready", Task.approval_step.is_not(None))
         .order_by(Task.created_at)).all()

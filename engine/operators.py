@@ -86,7 +86,7 @@ def notify_audience(command: Command, task, template: str, audience: str = "serv
     """Queue a notification (template) for an audience (service_owners, change_managers, requester, implementer)."""
     from . import notify
 
-    sent = notify.send(command.session, template, command.change, audience,
+    sent = notify.send(command.session, template, command.change, audience, now=command.now,
                        dedupe=f"{task.task_spec.bpmn_id}:{command.change.approval_round}:{task.id}")
     return {"queued": len(sent)}
 

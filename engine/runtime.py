@@ -157,13 +157,14 @@ def load_workflow(session: Session, instance: ProcessInstance) -> BpmnWorkflow:
     return _load(instance, instance.process_version, None)
 
 
-def open_instance(session: Session, instance_id: int, actor: User | None = None, *, in_worker: bool = False):
+def open_instance(session: Session, instance_id: int, actor: User | None = None, *, in_worker: bool = False,
+                  now=None):
     """(command, instance, version, workflow) for continuing an instance outside a user's request."""
     instance = session.get(ProcessInstance, instance_id)
     if instance is None:
         raise NotFound(f"Process instance {instance_id} does not exist.")
     version = instance.process_version
-    command = Command(session, actor, instance.change, version.process_key)
+    command = Command(session, actor, instance.change, version.process_key, now=now or utcnow())
     return command, instance, version, _load(instance, version, command, in_worker=in_worker)
 
 

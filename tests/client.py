@@ -87,6 +87,14 @@ class ApiClient:
         assert response.status_code == 200, response.get_json()
         return response.get_json()
 
+    def with_settings(self, **changes) -> "ApiClient":
+        """The same database, served by an app with other settings (SMTP server, Redis, retry timing)."""
+        from dataclasses import replace
+
+        from webui import create_app
+
+        return ApiClient(create_app(replace(self.app.config["CHANGEFLOW_SETTINGS"], **changes), TESTING=True))
+
     # -- time passing: timers and delayed notifications ------------------------------------------
 
     def run_due(self, at=None) -> int:

@@ -6,7 +6,6 @@ import email
 import hashlib
 import hmac
 import ssl
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -15,11 +14,9 @@ from sqlalchemy import select
 
 from engine.config import SmtpSettings
 from engine.models import Job, Notification
-from webui import create_app
 from webui.extensions import db
 
 from .background_support import DroppingServer, SmtpServer, WebhookReceiver
-from .client import ApiClient
 
 WINDOW = {"planned_start": "2026-12-08T21:00:00+00:00", "planned_end": "2026-12-08T22:00:00+00:00"}
 
@@ -33,12 +30,6 @@ def rows(api, change_id=None, **where):
             query = query.where(getattr(Notification, field) == value)
         return [(n.kind, n.channel, n.recipient.username if n.recipient else None, n.status)
                 for n in db.session.scalars(query)]
-
-
-def with_settings(api, **changes) -> ApiClient:
-    """The same database, served by an app with other settings (SMTP server, retry timing)."""
-    settings = replace(api.app.config["CHANGEFLOW_SETTINGS"], **changes)
-    return ApiClient(create_app(settings, TESTING=True))
 
 
 def approve_and_schedule(api, change_id):
@@ -149,7 +140,7 @@ def test_a_personal_webhook_is_a_channel(api):
 
 
 def test_failing_webhook_retries_with_backoff_then_dead_letter_then_admin_retry(api):
-    fast = with_settings(api, retry_base_seconds=10, job_max_attempts=3)
+    fast = api.with_settings(retry_base_seconds=10, job_max_attempts=3)
     with WebhookReceiver() as receiver:
         receiver.status = 500
         fast.post("/api/admin/webhooks", "ada", json={"name": "itsm", "url": receiver.url,
@@ -202,7 +193,7 @@ def test_email_over_starttls_with_login(api, tmp_path, certificate_authority):
     cafile = tmp_path / "ca.pem"
     certificate_authority.cert_pem.write_to_path(str(cafile))
     with SmtpServer(tls_context=server_context, credentials=("changeflow", "s3cret")) as smtp:
-        mailing = with_settings(api, smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, starttls=True,
+        mailing = api.with_settings(smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, starttls=True,
                                                         username="changeflow", password="s3cret",
                                                         sender="changes@example.com", cafile=str(cafile)))
         change = mailing.submit(**WINDOW)
@@ -211,7 +202,7 @@ def test_email_over_starttls_with_login(api, tmp_path, certificate_authority):
         assert message["From"] == "changes@example.com" and message["To"] == "morgan@demo.changeflow.invalid"
         assert message["Message-ID"].endswith("@example.com>") and "Authorize change" in message["Subject"]
 
-        refused = with_settings(api, smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, starttls=True,
+        refused = api.with_settings(smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, starttls=True,
                                                         username="changeflow", password="wrong",
                                                         cafile=str(cafile)), retry_base_seconds=60)
         other = refused.submit(**WINDOW)
@@ -224,7 +215,7 @@ def test_email_over_starttls_with_login(api, tmp_path, certificate_authority):
 
 def test_smtp_down_does_not_hold_up_the_change(api):
     with DroppingServer() as down:
-        broken = with_settings(api, smtp=SmtpSettings(host="127.0.0.1", port=down.port, starttls=False),
+        broken = api.with_settings(smtp=SmtpSettings(host="127.0.0.1", port=down.port, starttls=False),
                                retry_base_seconds=60)
         change = broken.submit(**WINDOW)
         approve_and_schedule(broken, change["id"])
