@@ -25,14 +25,15 @@ class WorkerContext:
     sessions: sessionmaker
     settings: Settings
     dispatcher: RqDispatcher
+    name: str = WORKER_NAME
 
 
 _context: WorkerContext | None = None  # one per worker process, set up before the first job
 
 
-def _make_context(settings: Settings) -> WorkerContext:
+def _make_context(settings: Settings, name: str = WORKER_NAME) -> WorkerContext:
     engine = make_engine(settings.database_url)
-    return WorkerContext(sessionmaker(engine, expire_on_commit=True), settings, RqDispatcher(settings))
+    return WorkerContext(sessionmaker(engine, expire_on_commit=True), settings, RqDispatcher(settings), name)
 
 
 def perform(job_id: int) -> None:
@@ -40,7 +41,7 @@ def perform(job_id: int) -> None:
     global _context
     if _context is None:  # a forking worker or another process that did not call run_worker
         _context = _make_context(Settings.from_env())
-    follow_up = run_job(_context.sessions, int(job_id), _context.settings)
+    follow_up = run_job(_context.sessions, int(job_id), _context.settings, worker=_context.name)
     _context.dispatcher.dispatch(follow_up)
 
 
@@ -62,14 +63,14 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     global _context
     if not settings.redis_url:
         raise SystemExit("changeflow worker needs REDIS_URL (without Redis, `changeflow demo` runs jobs in-process)")
-    _context = _make_context(settings)
+    name = name or f"changeflow-{WORKER_NAME}".replace(":", "-")
+    _context = _make_context(settings, name)
     stop = threading.Event()
     sweeper = threading.Thread(target=_sweep_forever, args=(_context, stop), name="changeflow-sweep", daemon=True)
     sweeper.start()  # the first sweep runs at once: timers that fell due while no worker ran fire now
     # SimpleWorker runs jobs in this process: they are short database transactions and network calls
     # with their own timeouts, and a fork per job would cost more than the job.
-    worker = SimpleWorker([_context.dispatcher.queue], connection=_context.dispatcher.redis,
-                          name=name or f"changeflow-{WORKER_NAME}".replace(":", "-"))
+    worker = SimpleWorker([_context.dispatcher.queue], connection=_context.dispatcher.redis, name=name)
     try:
         worker.work(with_scheduler=True, burst=burst, logging_level="INFO")
     finally:

@@ -1,0 +1,260 @@
+"""`changeflow worker` processes against the real Redis and PostgreSQL, with a real SMTP server:
+two workers share a queue without double delivery, a worker killed mid-job is recovered, a flushed
+Redis loses nothing, a down SMTP server ends in the dead-letter list, and jobs racing users on the
+same instance never corrupt it. No mocks, no skips: Redis or PostgreSQL unreachable fails these tests."""
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from uuid import UUID, uuid4
+
+import pytest
+from redis import Redis
+from sqlalchemy import func, select, text
+from SpiffWorkflow.util.task import TaskState
+
+from engine import demo, outbox
+from engine.config import SmtpSettings, Settings
+from engine.definitions import deploy_files
+from engine.jobs.dispatch import RqDispatcher
+from engine.models import Change, Job, Notification, ProcessInstance, Task, User
+from engine.runtime import MAX_DEPTH, load_workflow
+from webui import create_app
+from webui.cli import deploy_directories
+from webui.extensions import db
+
+from .background_support import REDIS_URL, DroppingServer, SmtpServer, Worker, wait_until
+from .client import ApiClient
+from .conftest import POSTGRES_URL, _empty_tables, _private_postgres_schema, _reset_schema
+
+pytestmark = pytest.mark.postgres_only
+
+FAST = {"job_lease_seconds": 3.0, "sweep_seconds": 0.5, "retry_base_seconds": 0.5, "job_max_attempts": 3}
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    admin, schema, url = _private_postgres_schema(POSTGRES_URL, prefix="cf_workers")
+    _reset_schema(url)
+    yield url
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def redis_db():
+    connection = Redis.from_url(REDIS_URL)
+    connection.ping()  # unreachable Redis fails the test here
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+
+
+@dataclass
+class Stack:
+    api: ApiClient
+    settings: Settings
+    redis: Redis
+    start_worker: Callable[..., Worker]
+
+    def session(self):
+        return self.api.app.app_context()
+
+
+@pytest.fixture
+def stack(postgres_url, redis_db, tmp_path):
+    smtp = SmtpServer().__enter__()
+    queue_name = f"cf-test-{uuid4().hex[:8]}"
+    settings = Settings.from_env(database_url=postgres_url, redis_url=REDIS_URL, instance_dir=tmp_path / "instance",
+                                 queue_name=queue_name, smtp=SmtpSettings(host="127.0.0.1", port=smtp.port,
+                                                                          starttls=False), **FAST)
+    app = create_app(settings, TESTING=True)
+    with app.app_context():
+        _empty_tables(db.engine)
+        deploy_directories()
+        demo.seed(db.session)
+        db.session.commit()
+    workers: list[Worker] = []
+
+    def start_worker(name: str, smtp_port: int | None = None) -> Worker:
+        env = {**os.environ, "DATABASE_URL": postgres_url, "REDIS_URL": REDIS_URL, "CHANGEFLOW_QUEUE": queue_name,
+               "CHANGEFLOW_INSTANCE_DIR": str(tmp_path / "instance"), "CHANGEFLOW_SMTP_HOST": "127.0.0.1",
+               "CHANGEFLOW_SMTP_PORT": str(smtp_port or smtp.port), "CHANGEFLOW_SMTP_STARTTLS": "false",
+               "CHANGEFLOW_SMTP_TIMEOUT": "5", "CHANGEFLOW_JOB_LEASE_SECONDS": str(FAST["job_lease_seconds"]),
+               "CHANGEFLOW_SWEEP_SECONDS": str(FAST["sweep_seconds"]),
+               "CHANGEFLOW_RETRY_BASE_SECONDS": str(FAST["retry_base_seconds"]),
+               "CHANGEFLOW_JOB_MAX_ATTEMPTS": str(FAST["job_max_attempts"])}
+        worker = Worker(env, tmp_path / f"{name}.log", name).start()
+        workers.append(worker)
+        return worker
+
+    stack = Stack(ApiClient(app), settings, redis_db, start_worker)
+    stack.smtp = smtp
+    yield stack
+    for worker in workers:
+        worker.stop()
+    smtp.__exit__()
+    for worker in workers:
+        print(f"--- {worker.name} ---\n{worker.output()[-4000:]}")
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def counts(stack, **where) -> int:
+    with stack.session():
+        query = select(func.count()).select_from(Notification)
+        for field, value in where.items():
+            query = query.where(getattr(Notification, field) == value)
+        return db.session.scalar(query)
+
+
+def queue_mail(stack, change_id: int, n: int) -> list[int]:
+    """n notifications about one change, written as the engine writes them (and handed to Redis on commit)."""
+    with stack.session():
+        change = db.session.get(Change, change_id)
+        people = db.session.scalars(select(User).order_by(User.id)).all()
+        rows = []
+        for i in range(n):
+            rows += outbox.notify(db.session, "request_approved", change, [people[i % len(people)]], dedupe=f"bulk{i}")
+        db.session.commit()
+        return [r.id for r in rows]
+
+
+def running_workers(stack) -> int:
+    from rq import Worker as RqWorker
+
+    return len(RqWorker.all(connection=stack.redis))
+
+
+def test_two_workers_share_the_queue_and_deliver_each_notification_once(stack):
+    stack.start_worker("w1")
+    stack.start_worker("w2")
+    wait_until(lambda: running_workers(stack) == 2, what="two workers registered")
+    cid = stack.api.submit()["id"]
+    ids = queue_mail(stack, cid, 60)
+    with stack.session():  # hand every job out a second time, as a sweep racing the first hand-out would
+        jobs = db.session.execute(select(Job.id, Job.due_at).where(Job.kind == "deliver")).all()
+    RqDispatcher(stack.settings).dispatch([(j.id, j.due_at) for j in jobs])
+
+    total = wait_until(lambda: (n := counts(stack)) == counts(stack, status="sent") and n, timeout=60,
+                       what="every notification sent")
+    assert total == len(ids) + 1  # and the approver's task_waiting
+    time.sleep(1)  # duplicates would arrive now
+    message_ids = stack.smtp.sink.ids()
+    assert len(message_ids) == total and len(set(message_ids)) == total
+    with stack.session():
+        runs = db.session.execute(select(Job.worker, Job.attempts).where(Job.kind == "deliver")).all()
+    assert {attempts for _, attempts in runs} == {1}
+    assert {worker for worker, _ in runs} == {"w1", "w2"}  # both took a share
+
+
+def test_a_worker_killed_mid_delivery_is_recovered_and_the_mail_sent_once(stack):
+    stack.smtp.sink.hold.clear()  # the SMTP server keeps the first client waiting at MAIL FROM
+    first = stack.start_worker("doomed")
+    cid = stack.api.submit()["id"]
+    wait_until(stack.smtp.sink.holding.is_set, timeout=30, what="the worker to be mid-delivery")
+    killed_at = time.monotonic()
+    first.kill()  # SIGKILL to the worker's process group: no cleanup, the lease stays
+    stack.smtp.sink.hold.set()
+    second = stack.start_worker("rescuer")
+    wait_until(lambda: counts(stack, status="sent") == 1, timeout=60, what="the notification to be sent")
+    recovery = time.monotonic() - killed_at
+    print(f"recovered a killed worker's delivery in {recovery:.1f} s "
+          f"(lease {FAST['job_lease_seconds']} s, sweep {FAST['sweep_seconds']} s, plus a worker start)")
+    time.sleep(1)
+    with stack.session():
+        note = db.session.scalar(select(Notification).where(Notification.change_id == cid))
+        job = db.session.scalar(select(Job).where(Job.kind == "deliver", Job.ref == str(note.id)))
+        assert (job.status, job.attempts) == ("done", 2)
+        assert job.worker == "rescuer"
+    assert stack.smtp.sink.ids() == [f"<notification-{note.id}@localhost>"]
+    assert second.process.poll() is None
+
+
+def fast_sla_process(stack, sla: str) -> None:
+    """Deploy normal_change with the authorization SLA shortened to `sla` (ISO duration)."""
+    xml = (Path(__file__).resolve().parent.parent / "processes" / "normal_change.bpmn").read_text()
+    xml, replaced = re.subn(
+        r'(<bpmn:timerEventDefinition id="TimerEventDefinition_AuthorizeOverdue">\s*)<bpmn:timeDate[^>]*>[^<]*</bpmn:timeDate>',
+        rf'\1<bpmn:timeDuration xsi:type="bpmn:tFormalExpression">"{sla}"</bpmn:timeDuration>', xml)
+    assert replaced == 1
+    with stack.session():
+        paula = db.session.scalar(select(User).where(User.username == "paula"))
+        deploy_files(db.session, {"normal_change.bpmn": xml}, paula)
+        db.session.commit()
+
+
+def test_nothing_is_lost_when_redis_is_flushed(stack):
+    fast_sla_process(stack, "PT1S")
+    cid = stack.api.submit()["id"]  # an approval waiting, with a timer due in a second
+    queue_mail(stack, cid, 5)
+    assert stack.redis.dbsize() > 0
+    stack.redis.flushdb()  # Redis loses every queued and scheduled job
+    time.sleep(1.5)  # the timer falls due while no worker runs
+    stack.start_worker("after-flush")
+    wait_until(lambda: counts(stack, kind="approval_overdue", status="sent") == 1, timeout=60,
+               what="the timer to fire and its escalation to be sent")
+    wait_until(lambda: counts(stack) == counts(stack, status="sent"), timeout=30, what="all mail sent")
+    assert counts(stack, kind="request_approved") == 5
+    assert len(stack.smtp.sink.ids()) == counts(stack)
+    assert stack.api.task("morgan", cid, "Authorize change")["status"] == "ready"  # the approval stays open
+
+
+def test_smtp_down_retries_with_backoff_then_dead_letter_and_the_change_goes_on(stack):
+    with DroppingServer() as down:
+        stack.start_worker("w-down", smtp_port=down.port)
+        cid = stack.api.submit()["id"]
+        wait_until(lambda: counts(stack, status="failed") == 1, timeout=60, what="a dead letter")
+        first, second, third = down.attempts[:3]
+        assert len(down.attempts) == 3  # max attempts, then no more
+        assert third - second > second - first  # backoff grows (0.5 s, then 2 s)
+        assert third - second >= 1.9
+        dead = stack.api.get("/api/admin/outbox", "ada", query_string={"status": "failed"}).get_json()["items"]
+        assert [(d["kind"], d["attempts"]) for d in dead] == [("task_waiting", 3)]
+        assert "closed" in dead[0]["last_error"].lower() or "disconnect" in dead[0]["last_error"].lower()
+        # the workflow never waited for the mail server
+        stack.api.act("morgan", cid, {"decision": "approve", "comment": "ok"}, name="Authorize change")
+        assert stack.api.change(cid)["state"] == "scheduled"
+
+
+def test_jobs_racing_users_on_the_same_instance_never_corrupt_it(stack):
+    fast_sla_process(stack, "PT2S")
+    stack.start_worker("r1")
+    stack.start_worker("r2")
+    wait_until(lambda: running_workers(stack) == 2, what="two workers registered")
+    changes = [stack.api.submit()["id"] for _ in range(8)]
+    time.sleep(1.8)  # the SLA timers fall due while the manager approves
+    for cid in changes:
+        task = stack.api.task("morgan", cid, "Authorize change")
+        for _ in range(20):
+            answer = stack.api.post(f"/api/tasks/{task['id']}/complete", "morgan",
+                                    json={"data": {"decision": "approve", "comment": "ok"}})
+            if answer.status_code != 409:
+                break
+            time.sleep(0.2)  # a worker held the instance: try again, as a client would
+        assert answer.status_code == 200, answer.get_json()
+    with stack.session():
+        wait_until(lambda: not db.session.scalar(select(func.count()).select_from(Job).where(
+            Job.kind == "timer", Job.status.in_(("pending", "running")))), timeout=30, what="timers settled")
+        assert db.session.scalar(select(func.count()).select_from(Job).where(Job.status == "failed")) == 0
+        for cid in changes:
+            assert db.session.get(Change, cid).state == "scheduled"
+            instance = db.session.scalar(select(ProcessInstance).where(ProcessInstance.change_id == cid))
+            workflow = load_workflow(db.session, instance)
+            engine_ready = {str(t.id) for t in workflow.get_tasks(state=TaskState.READY, manual=True,
+                                                                  max_depth=MAX_DEPTH)}
+            rows_ready = set(db.session.scalars(select(Task.id).where(Task.change_id == cid, Task.status == "ready")))
+            assert engine_ready == rows_ready and len(rows_ready) == 1  # Schedule change, nothing else
+            completed = db.session.scalars(select(Task.name).where(Task.change_id == cid,
+                                                                   Task.status == "completed")).all()
+            assert completed == ["Authorize change"]
+            escalations = db.session.scalar(select(func.count()).select_from(Notification).where(
+                Notification.change_id == cid, Notification.kind == "approval_overdue"))
+            assert escalations <= 1
+            assert all(UUID(t) for t in rows_ready)
