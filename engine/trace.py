@@ -2,12 +2,14 @@
 evidence (and what is still required), follow-up actions."""
 from __future__ import annotations
 
+from uuid import UUID
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .evidence_rules import evidence_status
 from .follow_ups import change_follow_ups
-from .models import Approval, AuditEvent, Evidence, Incident, ProcessInstance, Task
+from .models import Approval, AuditEvent, Evidence, Incident, Job, Notification, ProcessInstance, Task
 from .runtime import load_workflow, workflow_elements
 
 
@@ -21,9 +23,11 @@ def change_trace(session: Session, change) -> dict:
                                 .order_by(Approval.id)).all()
     incidents = session.scalars(select(Incident).where(Incident.change_id == change.id)
                                 .order_by(Incident.id)).all()
-    diagram = None
+    diagram, waits = None, []
     if instance is not None:
-        completed, active = workflow_elements(load_workflow(session, instance))
+        workflow = load_workflow(session, instance)
+        completed, active = workflow_elements(workflow)
+        waits = _waits(session, instance, workflow)
         version = instance.process_version
         diagram = {
             "process_key": version.process_key,
@@ -36,7 +40,24 @@ def change_trace(session: Session, change) -> dict:
             "incidents": incidents, "diagram": diagram, "evidence": _evidence(session, change),
             "evidence_requirements": evidence_status(
                 session, change, instance.process_version if instance is not None else None),
-            "follow_ups": change_follow_ups(session, change)}
+            "follow_ups": change_follow_ups(session, change),
+            "notifications": session.scalars(select(Notification).where(Notification.change_id == change.id)
+                                             .order_by(Notification.id)).all(),
+            "waiting_for": waits}
+
+
+def _waits(session: Session, instance, workflow) -> list[dict]:
+    """Timers and background service tasks the instance waits for, with the element each belongs to."""
+    jobs = session.scalars(select(Job).where(Job.instance_id == instance.id, Job.kind.in_(("timer", "service_task")),
+                                             Job.status.in_(("pending", "running", "failed")))
+                           .order_by(Job.due_at)).all()
+    waits = []
+    for job in jobs:
+        task = workflow.get_task_from_id(UUID(job.ref))
+        waits.append({"kind": job.kind, "element_id": getattr(task.task_spec, "bpmn_id", None) if task else None,
+                      "status": job.status, "due_at": job.due_at, "attempts": job.attempts,
+                      "last_error": job.last_error})
+    return waits
 
 
 def _evidence(session: Session, change) -> list[dict]:

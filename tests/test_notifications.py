@@ -12,6 +12,7 @@ import pytest
 import trustme
 from sqlalchemy import select
 
+from engine import outbox
 from engine.config import SmtpSettings
 from engine.models import Job, Notification
 from webui.extensions import db
@@ -60,6 +61,8 @@ def test_each_audience_hears_its_part_of_a_change(api, settings):
 
     api.run_due(datetime(2026, 12, 7, 21, 0, 1, tzinfo=timezone.utc))  # a day before the window
     assert ("window_reminder", "email", "sam", "sent") in rows(api, cid)
+    told = [(n["kind"], n["recipient"], n["status"]) for n in api.trace(cid)["notifications"]]
+    assert told == [(kind, who, status) for kind, _, who, status in rows(api, cid)]  # the auditor sees it all
 
 
 def test_a_reminder_for_a_window_that_moved_is_not_sent(api):
@@ -223,3 +226,34 @@ def test_smtp_down_does_not_hold_up_the_change(api):
         assert down.attempts, "delivery was attempted"
         due_now = [r for r in rows(broken, change["id"]) if r[0] != "window_reminder"]
         assert due_now and {status for *_, status in due_now} == {"pending"}  # each waits for its retry
+
+
+def test_the_embedded_servers_timer_thread_sends_what_falls_due(api, settings):
+    """No Redis: the demo's timer thread runs due jobs with the same runner a worker uses."""
+    import time
+
+    from webui.background import dispatcher
+
+    change = api.submit(**WINDOW)
+    with api.app.app_context():
+        from engine.models import Change, User
+
+        soon = datetime.now(timezone.utc) + timedelta(seconds=1)
+        outbox_rows = outbox.notify(
+            db.session, "request_approved", db.session.get(Change, change["id"]),
+            [db.session.scalar(select(User).where(User.username == "alice"))], dedupe="later", send_after=soon)
+        db.session.commit()
+        later = outbox_rows[0].id
+    timers = dispatcher(api.app)
+    timers.start_timer_thread(interval=0.2)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with api.app.app_context():
+                if db.session.get(Notification, later).status == "sent":
+                    break
+            time.sleep(0.1)
+        with api.app.app_context():
+            assert db.session.get(Notification, later).status == "sent"
+    finally:
+        timers.stop()

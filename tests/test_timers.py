@@ -86,6 +86,9 @@ def test_a_change_waits_in_scheduled_until_its_window_starts(api):
                             "planned_end": "2026-12-05T22:30:00+00:00", "implementer": "ivan"}, name="Schedule change")
     assert api.change(cid)["state"] == "scheduled"
     assert [t for t in api.inbox("ivan") if t["change_id"] == cid] == []
+    [wait] = api.trace(cid)["waiting_for"]
+    assert (wait["kind"], wait["element_id"], wait["due_at"]) == ("timer", "Event_WaitForPlannedStart",
+                                                                  "2026-12-05T21:00:00+00:00")
     api.run_due(datetime(2026, 12, 5, 20, 59, tzinfo=timezone.utc))
     assert api.change(cid)["state"] == "scheduled"
     api.run_due(datetime(2026, 12, 5, 21, 0, 1, tzinfo=timezone.utc))
@@ -134,6 +137,8 @@ def test_a_slow_service_task_waits_for_a_worker_and_nothing_is_lost_while_redis_
     trace = offline.trace(cid)
     assert "Task_DetectConflicts" in trace["diagram"]["active_element_ids"]  # waits for a worker
     assert offline.change(cid)["state"] == "scheduled"
+    assert [(w["kind"], w["element_id"], w["status"]) for w in trace["waiting_for"]] == [
+        ("service_task", "Task_DetectConflicts", "pending")]
     with offline.app.app_context():
         waiting = db.session.scalars(select(Job).where(Job.change_id == cid, Job.status == "pending")).all()
         assert "service_task" in {j.kind for j in waiting}

@@ -15,8 +15,13 @@ class _Gunicorn(BaseApplication):
 
     def load(self):
         from . import create_app
+        from .background import dispatcher
 
-        return create_app()
+        app = create_app()
+        if not app.config["CHANGEFLOW_SETTINGS"].redis_url:
+            # No workers without Redis: each web worker fires due timers itself (claims keep it once).
+            dispatcher(app).start_timer_thread()
+        return app
 
 
 def run_gunicorn(bind: str, *, workers: int, threads: int) -> None:

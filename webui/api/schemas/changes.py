@@ -187,6 +187,28 @@ class FollowUp(Strict):
     completed_at = fields.DateTime(allow_none=True)
 
 
+class TraceNotification(Strict):
+    id = fields.Integer()
+    kind = fields.String()
+    channel = fields.String()
+    recipient = UsernameField(allow_none=True)
+    endpoint = fields.Function(lambda n: n.endpoint.name if n.endpoint else None)
+    subject = fields.String()
+    status = fields.String(metadata={"description": "pending, sent, failed (dead letter) or skipped"})
+    attempts = fields.Integer()
+    send_after = fields.DateTime()
+    sent_at = fields.DateTime(allow_none=True)
+
+
+class TraceWait(Strict):
+    kind = fields.String(metadata={"description": "timer or service_task"})
+    element_id = fields.String(allow_none=True)
+    status = fields.String()
+    due_at = fields.DateTime()
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+
+
 class Trace(Strict):
     change = fields.Nested(Change)
     events = fields.List(fields.Nested(AuditEvent))
@@ -200,6 +222,10 @@ class Trace(Strict):
         "description": "what evidence.dmn requires before implementation and before closure, and what is missing"})
     follow_ups = fields.List(fields.Nested(FollowUp), metadata={
         "description": "follow-up actions from the post-implementation or retrospective review"})
+    notifications = fields.List(fields.Nested(TraceNotification), metadata={
+        "description": "who was told what about the change, on which channel, and whether it arrived"})
+    waiting_for = fields.List(fields.Nested(TraceWait), metadata={
+        "description": "timers and background service tasks the process is waiting for"})
 
 
 class Gate(Strict):
