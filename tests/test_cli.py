@@ -104,6 +104,9 @@ def test_demo_serves_the_api_with_documented_tokens(tmp_path):
         inbox = httpx.get(f"{base}/api/tasks", headers={"Authorization": "Bearer demo-morgan"}).json()
         assert [t["name"] for t in inbox] == ["Authorize change"]
         assert (tmp_path / "demo.sqlite3").exists() or (tmp_path / "changeflow.sqlite3").exists()
+        # no Redis and no SMTP server: the approver's email was delivered in-process, as a file
+        mails = [p.read_text() for p in (tmp_path / "mail").glob("*.eml")]
+        assert any("Authorize change" in m and "morgan@demo.changeflow.invalid" in m for m in mails), mails
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -126,3 +129,8 @@ def test_tokens_create_scoped_list_and_revoke(app, database_url, tmp_path):
     refused = run_cli("tokens", "create", "ivan", "--name", "x", "--scope", "everything",
                       database_url=database_url, tmp_path=tmp_path, check=False)
     assert refused.returncode == 2 and "everything" in refused.stderr
+
+
+def test_worker_needs_redis_and_says_so(database_url, tmp_path):
+    refused = run_cli("worker", "--burst", database_url=database_url, tmp_path=tmp_path, check=False)
+    assert refused.returncode != 0 and "REDIS_URL" in refused.stderr

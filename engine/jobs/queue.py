@@ -120,3 +120,13 @@ def cancel_timers(session: Session, instance_id: int, keep: set[str]) -> None:
     if keep:
         query = query.where(Job.ref.not_in(keep))
     session.execute(query.values(status="cancelled", finished_at=utcnow()).execution_options(synchronize_session=False))
+
+
+def stats(session: Session, now: datetime, late_after: timedelta = timedelta(minutes=1)) -> dict:
+    """For /api/health: jobs overdue by more than `late_after` (no worker is keeping up) and dead letters."""
+    from sqlalchemy import func
+
+    late = session.scalar(select(func.count()).select_from(Job).where(
+        Job.status == "pending", Job.due_at < now - late_after))
+    failed = session.scalar(select(func.count()).select_from(Job).where(Job.status == "failed"))
+    return {"late": late, "failed": failed}

@@ -44,4 +44,7 @@ class _QueryTime(fields.AwareDateTime):
 class Health(Strict):
     status = fields.String()
     database = fields.Dict()
-    redis = fields.Dict()
+    redis = fields.Dict(metadata={"description": "configured, ok, workers (rq workers alive)"})
+    jobs = fields.Dict(allow_none=True, metadata={
+        "description": "late: background jobs overdue by more than a minute (workers not keeping up); "
+                       "failed: dead letters"})
