@@ -187,3 +187,39 @@ class Worker:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, so it can be killed and restarted."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "PrivateRedis":
+        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                         "--save", "", "--appendonly", "no"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        from redis import Redis
+
+        wait_until(lambda: _pings(Redis.from_url(self.url)), timeout=10, what="redis-server to start")
+        return self
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if self.process and self.process.poll() is None:
+            self.kill()
+
+
+def _pings(connection) -> bool:
+    try:
+        return connection.ping()
+    except Exception:  # noqa: BLE001 — not up yet
+        return False

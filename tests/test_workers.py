@@ -27,7 +27,7 @@ from webui import create_app
 from webui.cli import deploy_directories
 from webui.extensions import db
 
-from .background_support import REDIS_URL, DroppingServer, SmtpServer, Worker, wait_until
+from .background_support import REDIS_URL, DroppingServer, PrivateRedis, SmtpServer, Worker, wait_until
 from .client import ApiClient
 from .conftest import POSTGRES_URL, _empty_tables, _private_postgres_schema, _reset_schema
 
@@ -81,8 +81,8 @@ def stack(postgres_url, redis_db, tmp_path):
         db.session.commit()
     workers: list[Worker] = []
 
-    def start_worker(name: str, smtp_port: int | None = None) -> Worker:
-        env = {**os.environ, "DATABASE_URL": postgres_url, "REDIS_URL": REDIS_URL, "CHANGEFLOW_QUEUE": queue_name,
+    def start_worker(name: str, smtp_port: int | None = None, redis_url: str = REDIS_URL) -> Worker:
+        env = {**os.environ, "DATABASE_URL": postgres_url, "REDIS_URL": redis_url, "CHANGEFLOW_QUEUE": queue_name,
                "CHANGEFLOW_INSTANCE_DIR": str(tmp_path / "instance"), "CHANGEFLOW_SMTP_HOST": "127.0.0.1",
                "CHANGEFLOW_SMTP_PORT": str(smtp_port or smtp.port), "CHANGEFLOW_SMTP_STARTTLS": "false",
                "CHANGEFLOW_SMTP_TIMEOUT": "5", "CHANGEFLOW_JOB_LEASE_SECONDS": str(FAST["job_lease_seconds"]),
@@ -101,7 +101,9 @@ def stack(postgres_url, redis_db, tmp_path):
     smtp.__exit__()
     for worker in workers:
         print(f"--- {worker.name} ---\n{worker.output()[-4000:]}")
-    with app.app_context():
+    with app.app_context():  # what the jobs table says, for a failing test's report
+        for job in db.session.scalars(select(Job).order_by(Job.id)):
+            print("job", job.id, job.kind, job.ref, job.status, job.due_at, job.attempts, job.worker, job.last_error)
         db.session.remove()
         db.engine.dispose()
 
@@ -204,6 +206,24 @@ def test_nothing_is_lost_when_redis_is_flushed(stack):
     assert counts(stack, kind="request_approved") == 5
     assert len(stack.smtp.sink.ids()) == counts(stack)
     assert stack.api.task("morgan", cid, "Authorize change")["status"] == "ready"  # the approval stays open
+
+
+def test_nothing_is_lost_when_redis_restarts_under_a_running_worker(stack):
+    with PrivateRedis() as redis_server:
+        web = stack.api.with_settings(redis_url=redis_server.url)
+        worker = stack.start_worker("survivor", redis_url=redis_server.url)
+        first = web.submit()["id"]
+        wait_until(lambda: counts(stack, status="sent") == 1, timeout=30, what="delivery before the restart")
+        redis_server.kill()  # Redis goes away (and comes back empty: it keeps nothing on disk)
+        second = web.submit()["id"]  # the web cannot hand the job to Redis; the row waits
+        web.act("morgan", first, {"decision": "approve", "comment": "ok"}, name="Authorize change")
+        redis_server.start()
+        wait_until(lambda: counts(stack) == counts(stack, status="sent"), timeout=60,
+                   what="everything written while Redis was down to be delivered")
+        assert counts(stack, change_id=second, kind="task_waiting") == 1
+        assert counts(stack, change_id=first, kind="request_approved") == 1
+        assert len(stack.smtp.sink.ids()) == counts(stack) == len(set(stack.smtp.sink.ids()))
+        assert worker.process.poll() is None  # the worker rode it out
 
 
 def test_smtp_down_retries_with_backoff_then_dead_letter_and_the_change_goes_on(stack):

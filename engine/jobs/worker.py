@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy.orm import sessionmaker
@@ -68,10 +69,29 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     stop = threading.Event()
     sweeper = threading.Thread(target=_sweep_forever, args=(_context, stop), name="changeflow-sweep", daemon=True)
     sweeper.start()  # the first sweep runs at once: timers that fell due while no worker ran fire now
-    # SimpleWorker runs jobs in this process: they are short database transactions and network calls
-    # with their own timeouts, and a fork per job would cost more than the job.
-    worker = SimpleWorker([_context.dispatcher.queue], connection=_context.dispatcher.redis, name=name)
     try:
-        worker.work(with_scheduler=True, burst=burst, logging_level="INFO")
+        _work(name, burst)
     finally:
         stop.set()
+
+
+def _work(name: str, burst: bool) -> None:
+    """Run the rq worker; when Redis goes away under it (rq then gives up), start a new one once Redis
+    answers again — the job rows are safe in the database and the sweep hands out what Redis lost."""
+    from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeout
+    from rq import SimpleWorker
+
+    generation = 0
+    while True:
+        # SimpleWorker runs jobs in this process: they are short database transactions and network
+        # calls with their own timeouts, and a fork per job would cost more than the job.
+        worker = SimpleWorker([_context.dispatcher.queue], connection=_context.dispatcher.redis,
+                              name=name if generation == 0 else f"{name}.{generation}")
+        try:
+            worker.work(with_scheduler=True, burst=burst, logging_level="INFO")
+            return  # a clean stop: SIGTERM/SIGINT, or a burst that ran out of work
+        except (RedisConnectionError, RedisTimeout, ValueError) as exc:
+            # ValueError: rq found our old registration still alive in a Redis that came back
+            log.warning("lost Redis (%s); starting the worker again in 2 s", exc)
+            time.sleep(2)
+            generation += 1
