@@ -66,6 +66,9 @@ class Settings:
     retry_base_seconds: float = 30.0   # first retry delay; each next one is 4× longer (capped at 1 h)
     job_max_attempts: int = 6
     webhook_timeout: float = 10.0
+    # Personal webhooks (set by any user) may not reach loopback or private addresses unless allowed:
+    # otherwise a requester could make workers POST into the internal network.
+    webhook_allow_private: bool = False
 
     def __post_init__(self):
         if self.evidence_dir is None:  # outside the web root: files are only served through the API
@@ -92,6 +95,7 @@ class Settings:
             retry_base_seconds=float(os.environ.get("CHANGEFLOW_RETRY_BASE_SECONDS") or 30),
             job_max_attempts=int(os.environ.get("CHANGEFLOW_JOB_MAX_ATTEMPTS") or 6),
             webhook_timeout=float(os.environ.get("CHANGEFLOW_WEBHOOK_TIMEOUT") or 10),
+            webhook_allow_private=_flag(os.environ.get("CHANGEFLOW_WEBHOOK_ALLOW_PRIVATE"), False),
         )
         values.update(overrides)
         return cls(**values)

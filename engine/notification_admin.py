@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from . import audit
 from .errors import Conflict, NotFound, ValidationFailed
+from .delivery.webhook import private_address_problem
 from .jobs import queue
 from .models import Job, Notification, User, WebhookEndpoint
 from .notification_templates import MANDATORY, TEMPLATES
@@ -138,9 +139,11 @@ def preferences(user: User) -> dict:
                       for kind, t in TEMPLATES.items()]}
 
 
-def update_preferences(session: Session, user: User, fields: dict) -> tuple[dict, str | None]:
-    """Opt-outs (`email`, `webhook`, or `channel:kind`) and a personal webhook URL.
-    Returns the preferences and, when a webhook URL is set anew, its signing secret (shown once)."""
+def update_preferences(session: Session, user: User, fields: dict, *,
+                       allow_private_webhooks: bool = False) -> tuple[dict, str | None]:
+    """Opt-outs (`email`, `webhook`, or `channel:kind`) and a personal webhook URL (public addresses
+    only, unless the installation allows private ones). Returns the preferences and, when a webhook
+    URL is set anew, its signing secret (shown once)."""
     require(user, "me.notifications")
     errors = []
     for index, entry in enumerate(fields.get("opt_out", user.notify_opt_out or [])):
@@ -158,7 +161,12 @@ def update_preferences(session: Session, user: User, fields: dict) -> tuple[dict
     if "webhook_url" in fields:
         url = fields["webhook_url"]
         if url and url != user.webhook_url:
-            user.webhook_url, user.webhook_secret = _check_url(url, "webhook_url"), secrets.token_urlsafe(32)
+            _check_url(url, "webhook_url")
+            problem = None if allow_private_webhooks else private_address_problem(url)
+            if problem:
+                raise ValidationFailed("A personal webhook must be reachable on the internet.",
+                                       errors=[{"field": "webhook_url", "message": problem}])
+            user.webhook_url, user.webhook_secret = url, secrets.token_urlsafe(32)
             secret = user.webhook_secret
         elif not url:
             user.webhook_url = user.webhook_secret = None

@@ -126,7 +126,16 @@ def test_webhooks_are_signed_and_carry_the_change(api):
         assert body["change"]["services"] == ["crm-web"] and str(body["id"]) == headers["X-Changeflow-Delivery"]
 
 
+def test_a_personal_webhook_may_not_point_into_the_internal_network(api):
+    for url in ("http://127.0.0.1:6379/", "http://10.1.2.3/hook", "http://[::1]/x", "ftp://example.com/x"):
+        refused = api.request("PUT", "/api/me/notifications", "alice", json={"webhook_url": url})
+        assert refused.status_code == 422, url
+        assert refused.get_json()["errors"][0]["field"] == "webhook_url"
+    assert api.get("/api/me/notifications", "alice").get_json()["webhook_url"] is None
+
+
 def test_a_personal_webhook_is_a_channel(api):
+    api = api.with_settings(webhook_allow_private=True)  # the receiver listens on localhost
     with WebhookReceiver() as receiver:
         answer = api.request("PUT", "/api/me/notifications", "sam", json={"webhook_url": receiver.url,
                                                                          "opt_out": ["email"]}).get_json()

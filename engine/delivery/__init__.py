@@ -82,4 +82,4 @@ def _prepare(row: Notification, settings: Settings):
     endpoint = row.endpoint
     url = endpoint.url if endpoint else (row.recipient.webhook_url if row.recipient else None)
     secret = endpoint.secret if endpoint else (row.recipient.webhook_secret if row.recipient else "")
-    return webhook.compose(row, url, secret or "", link)
+    return webhook.compose(row, url, secret or "", link, personal=endpoint is None)

@@ -1,6 +1,7 @@
 """The caller's own settings: which notifications reach them on which channel."""
 from __future__ import annotations
 
+from flask import current_app
 from flask_smorest import Blueprint
 
 from engine import notification_admin as admin
@@ -29,5 +30,7 @@ def put_preferences(fields):
     """Opt out per channel (`email`, `webhook`) or per channel and kind (`email:window_reminder`);
     set or remove a personal webhook URL (its signing secret is in this answer only)."""
     user = current_user()
-    prefs, secret = run_command(db.session, user, admin.update_preferences, user, fields)
+    settings = current_app.config["CHANGEFLOW_SETTINGS"]
+    prefs, secret = run_command(db.session, user, admin.update_preferences, user, fields,
+                                allow_private_webhooks=settings.webhook_allow_private)
     return {**prefs, **({"webhook_secret": secret} if secret else {})}
