@@ -20,20 +20,26 @@ NOTIFICATION_STATUSES = ("pending", "sent", "failed", "skipped")
 JOB_STATUSES = ("pending", "running", "done", "failed", "cancelled")
 
 
+def _filtered(model, filters: dict):
+    query = select(model)
+    for field, value in filters.items():
+        if value:
+            query = query.where(getattr(model, field) == value)
+    return query
+
+
+def _page(session: Session, query, order, page: int, per_page: int) -> dict:
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(order).offset((page - 1) * per_page).limit(per_page)).all()
+    return {"items": rows, "total": total, "page": page, "per_page": per_page}
+
+
 def list_outbox(session: Session, user: User, *, status: str | None = None, channel: str | None = None,
                 change_id: int | None = None, page: int = 1, per_page: int = 50) -> dict:
     require(user, "outbox.read")
-    query = select(Notification)
-    if status:
-        query = query.where(Notification.status == status)
-    if channel:
-        query = query.where(Notification.channel == channel)
-    if change_id:
-        query = query.where(Notification.change_id == change_id)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.options(selectinload(Notification.recipient), selectinload(Notification.endpoint))
-                           .order_by(Notification.id.desc()).offset((page - 1) * per_page).limit(per_page)).all()
-    return {"items": rows, "total": total, "page": page, "per_page": per_page}
+    query = _filtered(Notification, {"status": status, "channel": channel, "change_id": change_id})
+    query = query.options(selectinload(Notification.recipient), selectinload(Notification.endpoint))
+    return _page(session, query, Notification.id.desc(), page, per_page)
 
 
 def _delivery_job(session: Session, notification_id: int) -> Job | None:
@@ -63,14 +69,7 @@ def retry_notification(session: Session, user: User, notification_id: int) -> No
 def list_jobs(session: Session, user: User, *, status: str | None = None, kind: str | None = None,
               page: int = 1, per_page: int = 50) -> dict:
     require(user, "job.read")
-    query = select(Job)
-    if status:
-        query = query.where(Job.status == status)
-    if kind:
-        query = query.where(Job.kind == kind)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(Job.id.desc()).offset((page - 1) * per_page).limit(per_page)).all()
-    return {"items": rows, "total": total, "page": page, "per_page": per_page}
+    return _page(session, _filtered(Job, {"status": status, "kind": kind}), Job.id.desc(), page, per_page)
 
 
 def retry_job(session: Session, user: User, job_id: int) -> Job:

@@ -153,3 +153,37 @@ def test_a_slow_service_task_waits_for_a_worker_and_nothing_is_lost_while_redis_
             Notification.change_id == cid, Notification.kind == "request_approved")) == "sent"
         assert db.session.scalars(select(Job.status).where(Job.change_id == cid, Job.kind == "service_task")).all() \
             == ["done"]
+
+
+def test_a_failing_step_after_a_timer_is_an_incident_and_a_dead_job_an_admin_can_retry(api):
+    """A process error needs a process owner, not retries: the job fails at once and the change shows it."""
+    from pathlib import Path
+
+    from engine.definitions import deploy_files
+    from engine.models import Incident, User
+
+    xml = (Path(__file__).resolve().parent.parent / "processes" / "normal_change.bpmn").read_text()
+    broken = xml.replace('<spiffworkflow:parameter id="template" type="str" value="&quot;approval_overdue&quot;"/>',
+                         '<spiffworkflow:parameter id="template" type="str" value="&quot;no_such_template&quot;"/>')
+    assert broken != xml
+    with api.app.app_context():
+        deploy_files(db.session, {"normal_change.bpmn": broken},
+                     db.session.scalar(select(User).where(User.username == "paula")))
+        db.session.commit()
+    cid = api.submit()["id"]
+    [(_, due)] = timer_jobs(api, cid)
+    api.run_due(due + timedelta(seconds=1))
+    failed = api.get("/api/admin/jobs", "ada", query_string={"status": "failed"}).get_json()["items"]
+    assert [(j["kind"], j["change_id"], j["attempts"]) for j in failed] == [("timer", cid, 1)]
+    assert "no_such_template" in failed[0]["last_error"]
+    with api.app.app_context():
+        incident = db.session.scalar(select(Incident).where(Incident.change_id == cid))
+        assert incident.element_id == "Task_EscalateAuthorize"
+    assert [(w["kind"], w["status"]) for w in api.trace(cid)["waiting_for"]] == [("timer", "failed")]
+    assert api.task("morgan", cid, "Authorize change")["status"] == "ready"  # the change itself is not stuck
+
+    assert api.post(f"/api/admin/jobs/{failed[0]['id']}/retry", "morgan").status_code == 403
+    retried = api.post(f"/api/admin/jobs/{failed[0]['id']}/retry", "ada")
+    assert retried.status_code == 200 and retried.get_json()["status"] == "pending"
+    assert retried.get_json()["due_at"] == failed[0]["due_at"]  # by the real clock it is not due yet: it waits
+    assert api.post(f"/api/admin/jobs/{failed[0]['id']}/retry", "ada").status_code == 409  # pending, not failed
