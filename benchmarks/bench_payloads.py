@@ -5,8 +5,15 @@ exactly the same path: authorize (approve) → schedule → implement → post-i
 business acceptance by the service owner. The evidence the category requires (infrastructure:
 rollback_plan before implementation, verification before closure) is attached as links right after
 submission, so no "Provide evidence" task appears.
+
+The process waits at *Wait for planned start* until the planned start, and a benchmark against a
+live server has no clock to move on: every planned window has therefore opened already (it lies in
+the past) when the change is scheduled, so the timer is due at once and fires right after that
+commit, and *Implement change* is there for the next call.
 """
 from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
 
 SERVICE_KEY = "bench-app"
 REQUESTER = "bench-requester"
@@ -27,12 +34,21 @@ EVIDENCE = (
 )
 
 
-def window(index: int) -> dict:
-    """Each change gets its own two-hour slot, as real changes on one service would."""
-    from datetime import datetime, timedelta, timezone
+# The latest slot starts a day before the benchmark started; change i's slot lies 2*i hours before it.
+LATEST_START = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
 
-    start = datetime(2027, 1, 4, tzinfo=timezone.utc) + timedelta(hours=2 * index)
+
+def window(index: int) -> dict:
+    """Each change gets its own two-hour slot, as real changes on one service would, already open (see above)."""
+    start = LATEST_START - timedelta(hours=2 * index)
     return {"planned_start": start.isoformat(), "planned_end": (start + timedelta(hours=1, minutes=30)).isoformat()}
+
+
+def _done(index: int) -> dict:
+    """Implemented inside the change's window."""
+    start = datetime.fromisoformat(window(index)["planned_start"])
+    return {"actual_start": (start + timedelta(minutes=5)).isoformat(),
+            "actual_end": (start + timedelta(hours=1, minutes=10)).isoformat(), "implementation_result": "completed"}
 
 
 def change_request(index: int) -> dict:
@@ -53,15 +69,13 @@ def change_request(index: int) -> dict:
     }
 
 
-# (who acts, task name, form data) in the order the normal change process asks for them.
+# (who acts, task name, form data) in the order the normal change process asks for them. The HTTP
+# load schedules each change into its own window(index); the raw ceiling uses these (window 0) as they are.
+# Between Schedule change and Implement change the process waits for the planned start (long past).
 STEPS = (
     (MANAGER, "Authorize change", {"decision": "approve", "comment": "Looks fine."}),
-    (MANAGER, "Schedule change", {"planned_start": "2026-12-05T22:00:00+01:00",
-                                  "planned_end": "2026-12-05T23:30:00+01:00",
-                                  "implementer": IMPLEMENTER}),
-    (IMPLEMENTER, "Implement change", {"actual_start": "2026-12-05T22:05:00+01:00",
-                                       "actual_end": "2026-12-05T23:10:00+01:00",
-                                       "implementation_result": "completed"}),
+    (MANAGER, "Schedule change", {**window(0), "implementer": IMPLEMENTER}),
+    (IMPLEMENTER, "Implement change", _done(0)),
     (MANAGER, "Post-implementation review", {"close_code": "successful",
                                              "close_notes": "Went as planned."}),
     (OWNER, "Business acceptance", {"decision": "approve", "comment": "Service validated."}),

@@ -17,6 +17,7 @@ def implemented_and_reviewed(api, services: list[str], **overrides) -> int:
     authorized_and_scheduled(api, cid)
     if ready(api, cid) == [("Review rollback plan", None)]:
         api.act("morgan", cid, APPROVE, name="Review rollback plan")
+    api.wait_for_window(cid)  # implementation starts at the planned start
     api.act("ivan", cid, DONE, name="Implement change")
     api.attach_required(cid, "close", user="ivan")
     api.act("morgan", cid, REVIEWED, name="Post-implementation review")
@@ -67,6 +68,7 @@ def test_the_requester_cannot_accept_their_own_change(api):
     cid = api.submit("sam", services=["crm-web"])["id"]
     api.attach_required(cid, user="sam")
     authorized_and_scheduled(api, cid)
+    api.wait_for_window(cid)
     api.act("ivan", cid, DONE)
     api.attach_required(cid, "close", user="ivan")
     api.act("morgan", cid, REVIEWED, name="Post-implementation review")
@@ -82,6 +84,7 @@ def test_a_backed_out_change_needs_its_implementation_log_before_closure(api):
     cid = api.submit()["id"]
     api.attach_required(cid)
     authorized_and_scheduled(api, cid)
+    api.wait_for_window(cid)
     api.act("ivan", cid, {**DONE, "implementation_result": "backed_out",
                           "implementation_notes": "Login broke; rolled back to 5.1."})
     upload(api, cid, "verification", user="ivan")
@@ -124,6 +127,7 @@ def test_follow_up_actions_are_stored_and_overdue_ones_flagged(api):
     cid = api.submit()["id"]
     api.attach_required(cid)
     authorized_and_scheduled(api, cid)
+    api.wait_for_window(cid)
     api.act("ivan", cid, DONE)
     api.attach_required(cid, "close", user="ivan")
     review = api.task("morgan", cid)

@@ -122,12 +122,17 @@ def test_scheduling_a_change_records_conflicts_and_notifies_owners(api):
     api.act("morgan", change["id"], {"planned_start": iso(DAY.replace(hour=22, minute=30)),
                                      "planned_end": iso(DAY.replace(hour=23, minute=30)), "implementer": "ivan"},
             name="Schedule change")
-    assert api.change(change["id"])["state"] == "implement"  # a same-service overlap warns, it does not block
+    # a same-service overlap warns, it does not block: the change waits for its window, then is implemented
+    assert api.change(change["id"])["state"] == "scheduled"
+    assert "Event_WaitForPlannedStart" in api.trace(change["id"])["diagram"]["active_element_ids"]
+    api.wait_for_window(change["id"])
+    assert api.change(change["id"])["state"] == "implement"
     report = api.get(f"/api/changes/{change['id']}/conflicts", "morgan").get_json()
     assert [c["other_change"] for c in report["conflicts"]] == [other["number"]]
     assert [r["kind"] for r in report["recorded"]] == ["same_service"]
     with api.app.app_context():
-        sent = db.session.scalars(select(Notification).where(Notification.change_id == change["id"])).all()
+        sent = db.session.scalars(select(Notification).where(
+            Notification.change_id == change["id"], Notification.kind.in_(("change_scheduled", "window_reminder")))).all()
         assert {(n.kind, n.recipient.username) for n in sent} == {("change_scheduled", "sam"), ("window_reminder", "sam")}
         reminder = next(n for n in sent if n.kind == "window_reminder")
         assert reminder.send_after == DAY.replace(hour=22, minute=30) - timedelta(hours=24)
@@ -165,6 +170,8 @@ def test_blocked_normal_change_goes_back_to_scheduling(api):
     api.attach_required(change["id"])
     api.act("morgan", change["id"], {"planned_start": iso(later.replace(hour=22)), "planned_end": iso(later.replace(hour=23)),
                                      "implementer": "ivan"}, name="Schedule change")
+    assert api.change(change["id"])["state"] == "scheduled"  # out of the freeze, waiting for its window
+    api.wait_for_window(change["id"])
     assert api.change(change["id"])["state"] == "implement"
 
 
@@ -206,4 +213,5 @@ def test_a_standard_change_into_a_blackout_is_refused_with_the_reason(api):
     accepted = api.submit(**fields, planned_start=iso(later.replace(hour=9)), planned_end=iso(later.replace(hour=10)))
     assert accepted["state"] == "scheduled" and accepted["risk"] == "low"  # waiting only for its evidence
     api.provide_evidence(accepted["id"], "business_sign_off", "test_result")
+    api.wait_for_window(accepted["id"])
     assert api.change(accepted["id"])["state"] == "implement"

@@ -99,6 +99,7 @@ def run_to_closure(api, change_id: int) -> None:
     api.attach_required(change_id)
     api.act("morgan", change_id, {"planned_start": "2026-12-05T22:00:00+01:00",
                                   "planned_end": "2026-12-05T23:30:00+01:00", "implementer": "ivan"})
+    api.wait_for_window(change_id)
     api.act("ivan", change_id, {"actual_start": "2026-12-05T22:05:00+01:00",
                                 "actual_end": "2026-12-05T23:00:00+01:00", "implementation_result": "completed"})
     api.attach_required(change_id, "close")

@@ -123,6 +123,8 @@ def test_the_process_waits_for_exactly_the_missing_evidence_of_each_category(api
     if api.change(cid)["risk"] != "low":  # access control and emergency patches are moderate risk
         assert ready(api, cid) == [("Review rollback plan", None)]
         api.act("morgan", cid, APPROVE, name="Review rollback plan")
+    assert state(api, cid) == "scheduled"  # until its planned start
+    api.wait_for_window(cid)
     assert state(api, cid) == "implement"
     api.act("ivan", cid, DONE, name="Implement change")
     api.act("morgan", cid, REVIEWED, name="Post-implementation review")
@@ -150,6 +152,9 @@ def test_evidence_attached_in_advance_lets_the_change_go_straight_on(api):
     for kind in REQUIRED_EVIDENCE["application_release"][0]:
         upload(api, cid, kind)
     authorized_and_scheduled(api, cid)
+    assert state(api, cid) == "scheduled"  # straight on to the wait for the planned start
+    assert "Event_WaitForPlannedStart" in api.trace(cid)["diagram"]["active_element_ids"]
+    api.wait_for_window(cid)
     assert state(api, cid) == "implement"
     assert [t["name"] for t in api.trace(cid)["tasks"]].count("Provide evidence") == 0
 
@@ -161,6 +166,7 @@ def test_a_superseded_piece_of_evidence_still_counts_through_its_new_version(api
         "kind": "business_sign_off", "url": "https://sign-off.example.com/42", "supersedes": first["id"]})
     assert correction.status_code == 201, correction.get_json()
     authorized_and_scheduled(api, cid)
+    api.wait_for_window(cid)
     assert state(api, cid) == "implement"
     evidence = api.trace(cid)["evidence"]
     assert [(e["id"], e["current"]) for e in evidence] == [(first["id"], False), (correction.get_json()["id"], True)]
@@ -178,6 +184,7 @@ def test_standard_and_emergency_changes_wait_for_their_evidence_too(api):
     assert state(api, std) == "scheduled" and ready(api, std) == [("Provide evidence", "alice")]
     assert evidence_reasons(api, std) == ["Missing evidence before implementation: business_sign_off"]
     api.provide_evidence(std, "business_sign_off")
+    api.wait_for_window(std)
     assert state(api, std) == "implement"
     api.act("ivan", std, DONE)
     api.act("alice", std, {"close_code": "successful", "verification_notes": "Rota is up."}, name="Verify and close")
@@ -197,6 +204,7 @@ def test_rollback_review_is_only_for_moderate_and_high_risk(api):
     low = api.submit()["id"]
     api.attach_required(low)
     authorized_and_scheduled(api, low)
+    api.wait_for_window(low)
     assert api.change(low)["risk"] == "low" and state(api, low) == "implement"
     assert all(t["name"] != "Review rollback plan" for t in api.trace(low)["tasks"])
 
@@ -207,6 +215,7 @@ def test_rollback_review_is_only_for_moderate_and_high_risk(api):
     review = api.task("morgan", moderate, name="Review rollback plan")
     assert (review["role"], review["approval_step"]) == ("change_manager", "rollback_review")
     api.complete("morgan", review["id"], {"decision": "approve", "comment": "Restore steps are scripted."})
+    api.wait_for_window(moderate)
     assert state(api, moderate) == "implement"
     assert [(a["step"], a["decision"], a["comment"]) for a in api.trace(moderate)["approvals"]][-1] == (
         "rollback_review", "approve", "Restore steps are scripted.")
@@ -234,6 +243,7 @@ def test_the_rollback_plan_is_reviewed_by_someone_other_than_its_author(api):
     assert refused.status_code == 403 and refused.get_json()["rule"] == "segregation_of_duties"
     assert state(api, cid) == "scheduled"
     act_as(api, mona, cid, APPROVE, "Review rollback plan")
+    api.wait_for_window(cid)
     assert state(api, cid) == "implement"
     assert [(a["step"], a["approver"]) for a in api.trace(cid)["approvals"]][-1] == ("rollback_review", "mona")
 

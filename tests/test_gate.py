@@ -19,7 +19,9 @@ def _scheduled_change(api, start: datetime, end: datetime) -> dict:
     api.act("morgan", change["id"], {"decision": "approve", "comment": "Low risk, go."})
     api.attach_required(change["id"])
     api.act("morgan", change["id"], {"planned_start": _iso(start), "planned_end": _iso(end), "implementer": "ivan"})
-    assert api.change(change["id"])["state"] == "implement"
+    # authorized either way: implementing once its planned start has come, until then waiting for it
+    waiting = start > datetime.now(timezone.utc)
+    assert api.change(change["id"])["state"] == ("scheduled" if waiting else "implement")
     return change
 
 

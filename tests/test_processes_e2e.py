@@ -137,6 +137,7 @@ def test_implementation_goes_to_the_implementer_chosen_when_scheduling(api):
     ivy = make_user(api, "ivy", "implementer")
     cid = approved(api)
     api.act("morgan", cid, {**WINDOW, "implementer": "ivy"})
+    api.wait_for_window(cid)
     [task] = inbox_for(api, ivy, cid)
     assert (task["name"], task["assignee"]) == ("Implement change", "ivy")
     assert not sees(api, "ivan", cid)  # same role, but the task is ivy's
@@ -169,6 +170,7 @@ def test_priority_combines_impact_and_urgency(api):
 def test_a_failed_change_raises_the_risk_of_the_next_one_on_that_service(api):
     failed = approved(api)
     api.act("morgan", failed, {**WINDOW, "implementer": "ivan"})
+    api.wait_for_window(failed)
     api.act("ivan", failed, {**DONE, "implementation_result": "failed", "implementation_notes": "Migration broke."})
     assert api.change(failed)["implementation_result"] == "failed"
     after = api.submit()
@@ -295,6 +297,9 @@ def test_standard_change_skips_authorization(api):
     assert change["state"] == "scheduled" and change["risk"] == "low"
     assert (api.task("alice", cid)["name"], api.task("alice", cid)["assignee"]) == ("Provide evidence", "alice")
     api.provide_evidence(cid, "business_sign_off", "test_result")
+    assert state(api, cid) == "scheduled"  # until its planned start
+    assert "Event_WaitForPlannedStart" in api.trace(cid)["diagram"]["active_element_ids"]
+    api.wait_for_window(cid)
     assert state(api, cid) == "implement"
     assert not sees(api, "morgan", cid)
     api.act("ivan", cid, DONE)  # any implementer may pick it up

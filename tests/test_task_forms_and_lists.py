@@ -47,6 +47,7 @@ def test_invalid_form_data_is_refused_field_by_field_and_nothing_is_stored(api):
         ({**WINDOW, "planned_start": "next Tuesday", "implementer": "ivan"}, ["planned_start"]),
     ])
     api.act("morgan", cid, {**WINDOW, "implementer": "ivan"})
+    api.wait_for_window(cid)
     assert_all_refused(api, "ivan", cid, [
         ({**DONE, "actual_start": "2026-12-06T21:05:00"}, ["actual_start"]),
         ({**DONE, "actual_end": "yesterday"}, ["actual_end"]),
