@@ -61,6 +61,21 @@ def test_an_approval_waiting_past_its_sla_is_escalated_to_the_change_managers(ap
     assert len(notifications(api, cid, "approval_overdue")) == 1
 
 
+def test_an_emergency_approval_escalates_within_hours(api):
+    submitted_at = datetime.now(timezone.utc)
+    cid = api.submit(change_type="emergency", emergency_reason="Firewall drops payments.")["id"]
+    api.run_due(submitted_at + timedelta(hours=3, minutes=50))
+    assert notifications(api, cid, "approval_overdue") == []
+    api.run_due(submitted_at + timedelta(hours=4, minutes=1))
+    [(who, body)] = notifications(api, cid, "approval_overdue")
+    assert who == "morgan" and "Emergency approval: waiting 4 h" in body
+    api.attach_required(cid)
+    api.act("erin", cid, APPROVE, name="Emergency approval")
+    review = api.task("erin", cid, "Review rollback plan")  # the rollback review has its own, shorter SLA
+    api.run_due(datetime.fromisoformat(review["created_at"]) + timedelta(hours=2, minutes=1))
+    assert len(notifications(api, cid, "approval_overdue")) == 2
+
+
 def test_deciding_in_time_cancels_the_escalation(api):
     cid = api.submit()["id"]
     api.act("morgan", cid, APPROVE, name="Authorize change")
