@@ -91,8 +91,6 @@ def _subscribed(session: Session, kind: str) -> list[WebhookEndpoint]:
 
 
 def _write(session: Session, row: Notification) -> Notification | None:
-    if session.scalar(select(Notification.id).where(Notification.dedupe_key == row.dedupe_key)):
-        return None
     try:
         # A concurrent command may write the same notification; the unique key decides, and the
         # savepoint keeps this command's transaction usable when it loses.
@@ -101,5 +99,5 @@ def _write(session: Session, row: Notification) -> Notification | None:
     except IntegrityError:
         return None
     queue.schedule(session, "deliver", str(row.id), due_at=row.send_after, dedupe_key=f"deliver:{row.id}",
-                   change_id=row.change_id)
+                   change_id=row.change_id, new=True)
     return row

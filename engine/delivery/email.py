@@ -5,6 +5,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from dataclasses import dataclass
+from functools import lru_cache
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -47,20 +48,25 @@ def compose(row, settings: Settings, link: str) -> Outgoing:
     return Outgoing(row.id, msg)
 
 
+@lru_cache(maxsize=8)
+def _tls_context(cafile: str | None) -> ssl.SSLContext:
+    # Loading the CA bundle costs ~50 ms: once per process, not once per message.
+    return ssl.create_default_context(cafile=cafile)
+
+
 def send(outgoing: Outgoing, settings: Settings) -> None:
     smtp = settings.smtp
     if smtp is None:
         _drop(outgoing, settings)
         return
-    context = ssl.create_default_context(cafile=smtp.cafile)
     if smtp.ssl:
-        client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=context)
+        client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=_tls_context(smtp.cafile))
     else:
         client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
     with client:
         client.ehlo()
         if smtp.starttls and not smtp.ssl:
-            client.starttls(context=context)
+            client.starttls(context=_tls_context(smtp.cafile))
             client.ehlo()
         if smtp.username:
             client.login(smtp.username, smtp.password or "")

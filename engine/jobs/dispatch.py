@@ -64,21 +64,29 @@ class RqDispatcher:
         self.queue = Queue(settings.queue_name, connection=self.redis)
 
     def dispatch(self, jobs: Dispatch) -> None:
-        for job_id, due_at in jobs:
-            try:
-                self.enqueue(job_id, due_at)
-            except Exception as exc:  # noqa: BLE001 — the row is committed; the sweep will find it
-                log.warning("could not hand job %s to Redis (%s); the sweep will pick it up", job_id, exc)
+        now = utcnow()
+        due = [job_id for job_id, due_at in jobs if due_at <= now]
+        try:
+            if due:  # one round trip for the lot (a review can notify dozens of people)
+                from rq import Queue
 
-    def enqueue(self, job_id: int, due_at: datetime) -> None:
+                self.queue.enqueue_many([Queue.prepare_data(PERFORM, (job_id,), timeout=self._timeout(),
+                                                            **self._options(job_id)) for job_id in due])
+            for job_id, due_at in jobs:
+                if due_at > now:
+                    self.queue.enqueue_at(due_at, PERFORM, job_id, job_timeout=self._timeout(),
+                                          **self._options(job_id))
+        except Exception as exc:  # noqa: BLE001 — the rows are committed; the sweep will find them
+            log.warning("could not hand %s job(s) to Redis (%s); the sweep will pick them up", len(jobs), exc)
+
+    def _timeout(self) -> int:
+        return max(int(self.settings.job_lease_seconds * 0.8), 5)  # rq stops a hung job before its lease ends
+
+    @staticmethod
+    def _options(job_id: int) -> dict:
         # rq job ids are left unique: a duplicate hand-out is harmless (the claim decides) while a
         # reused id could overwrite the record of a job that is still running.
-        options = {"job_timeout": max(int(self.settings.job_lease_seconds * 0.8), 5), "result_ttl": 300,
-                   "failure_ttl": 86400, "description": f"changeflow job {job_id}"}
-        if due_at <= utcnow():
-            self.queue.enqueue(PERFORM, job_id, **options)
-        else:
-            self.queue.enqueue_at(due_at, PERFORM, job_id, **options)
+        return {"result_ttl": 300, "failure_ttl": 86400, "description": f"changeflow job {job_id}"}
 
     def backlog(self) -> int:
         return self.queue.count
@@ -86,12 +94,16 @@ class RqDispatcher:
 
 def sweep(sessions: sessionmaker, dispatcher: RqDispatcher, settings: Settings,
           now: datetime | None = None) -> int:
-    """Hand out again what Redis lost: jobs overdue by more than two sweep intervals, and jobs whose
-    worker's lease ran out (it died). Returns how many were handed out."""
+    """Hand out again what Redis lost: jobs whose worker's lease ran out (it died), and jobs overdue by
+    more than two sweep intervals — while the rq queue is empty, since a job still waiting in a busy
+    queue is not lost (past ten times that, the sweep hands it out regardless, as a safety net).
+    Returns how many were handed out."""
     now = now or utcnow()
-    if dispatcher.backlog() > BACKLOG_LIMIT:
+    grace = timedelta(seconds=2 * settings.sweep_seconds)
+    backlog = dispatcher.backlog()
+    if backlog > BACKLOG_LIMIT:
         return 0
     with sessions() as session:
-        lost = queue.due(session, now - timedelta(seconds=2 * settings.sweep_seconds))
+        lost = queue.due(session, now - (grace if backlog == 0 else 10 * grace))
     dispatcher.dispatch([(job_id, now) for job_id, _ in lost])
     return len(lost)

@@ -20,9 +20,13 @@ MAX_BACKOFF = timedelta(hours=1)
 
 def schedule(session: Session, kind: str, ref: str, *, due_at: datetime | None = None,
              dedupe_key: str | None = None, instance_id: int | None = None,
-             change_id: int | None = None) -> Job | None:
-    """Write a job in the caller's transaction; None if one with the same dedupe key exists."""
-    if dedupe_key and session.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key)):
+             change_id: int | None = None, new: bool = False) -> Job | None:
+    """Write a job in the caller's transaction; None if one with the same dedupe key exists.
+
+    `new`: the key cannot exist yet (it names a row written just now), so skip the look-up; timers,
+    scheduled again after every command, are looked up first rather than tried and refused.
+    """
+    if dedupe_key and not new and session.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key)):
         return None
     job = Job(kind=kind, ref=str(ref), due_at=due_at or utcnow(), dedupe_key=dedupe_key,
               instance_id=instance_id, change_id=change_id, status="pending", attempts=0)

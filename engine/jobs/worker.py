@@ -59,7 +59,6 @@ def _sweep_forever(context: WorkerContext, stop: threading.Event) -> None:
 
 
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> None:
-    from rq import SimpleWorker
 
     global _context
     if not settings.redis_url:
@@ -85,7 +84,13 @@ def _work(name: str, burst: bool) -> None:
     while True:
         # SimpleWorker runs jobs in this process: they are short database transactions and network
         # calls with their own timeouts, and a fork per job would cost more than the job.
-        worker = SimpleWorker([_context.dispatcher.queue], connection=_context.dispatcher.redis,
+        # A client of its own without a read timeout: rq blocks on BLPOP for minutes, and sharing the
+        # dispatcher's pool (5 s socket timeout, also used by the sweep) makes it time out and back off.
+        from redis import Redis
+        from rq import Queue
+
+        connection = Redis.from_url(_context.settings.redis_url)
+        worker = SimpleWorker([Queue(_context.settings.queue_name, connection=connection)], connection=connection,
                               name=name if generation == 0 else f"{name}.{generation}")
         try:
             worker.work(with_scheduler=True, burst=burst, logging_level="INFO")
