@@ -44,7 +44,7 @@ def start_process(session: Session, change: Change, version: ProcessVersion, act
     instance = ProcessInstance(change_id=change.id, process_version_id=version.id, state="{}")
     instance.process_version = version
     session.add(instance)
-    _advance(command, workflow, version)
+    advance(command, workflow, version)
     save_and_sync(command, instance, workflow, version)
     return instance
 
@@ -133,7 +133,7 @@ def complete_task(session: Session, task_id: str, user: User, data: dict, *,
                          recorded_by=recorded_by, evidence_reviewed=evidence_reviewed or [])
         facts["approval_tally"] = tally(session, change, task.approval_step)
     spiff_task.set_data(**{**data, **facts})
-    _advance(command, workflow, version, first=spiff_task)
+    advance(command, workflow, version, first=spiff_task)
     save_and_sync(command, instance, workflow, version)
     return task
 
@@ -166,11 +166,6 @@ def open_instance(session: Session, instance_id: int, actor: User | None = None,
     version = instance.process_version
     command = Command(session, actor, instance.change, version.process_key, now=now or utcnow())
     return command, instance, version, _load(instance, version, command, in_worker=in_worker)
-
-
-def advance(command: Command, workflow: BpmnWorkflow, version: ProcessVersion, first=None) -> None:
-    """Run the engine to the next wait state; failures become WorkflowFailure naming the element."""
-    _advance(command, workflow, version, first=first)
 
 
 def save_and_sync(command: Command, instance: ProcessInstance, workflow: BpmnWorkflow,
@@ -216,7 +211,8 @@ def _load(instance: ProcessInstance, version: ProcessVersion, command: Command |
     return load_state(instance.state, spec, subprocess_specs, ChangeflowScriptEngine(command, in_worker=in_worker))
 
 
-def _advance(command: Command, workflow: BpmnWorkflow, version: ProcessVersion, first=None) -> None:
+def advance(command: Command, workflow: BpmnWorkflow, version: ProcessVersion, first=None) -> None:
+    """Run the engine to the next wait state; failures become WorkflowFailure naming the element."""
     try:
         if first is not None:
             first.run()
@@ -292,7 +288,6 @@ def _sync_tasks(command: Command, instance: ProcessInstance, workflow: BpmnWorkf
         audit.record(session, "task_created", change_id=change.id, element_id=row.element_id,
                      task_id=row.id, data={"name": row.name, "role": row.role,
                                            "assignee": row.assignee.username if row.assignee else None})
-        row.change = change
         notify.task_waiting(session, row)
     _project_assessment(session, change, workflow)
 
@@ -310,7 +305,7 @@ def _task_row(session: Session, instance, change: Change, spiff_task) -> Task:
     if props.get("dueIn"):
         due_at = now + parse_duration(props["dueIn"], "dueIn")
     return Task(
-        id=str(spiff_task.id), instance_id=instance.id, change_id=change.id,
+        id=str(spiff_task.id), instance_id=instance.id, change_id=change.id, change=change,
         element_id=spec.bpmn_id, name=spec.bpmn_name or spec.bpmn_id,
         role=role_from_lane(spec.lane) or "admin", status="ready", assignee=assignee,
         form=props.get("formJsonSchemaFilename"), ui_form=props.get("formUiSchemaFilename"),
