@@ -115,4 +115,7 @@ def _fresh_spec_cache():
 
 
 def corpus_files() -> list[Path]:
-    return sorted(CORPUS_DIR.glob("*.bpmn"))
+    files = sorted(CORPUS_DIR.glob("*.bpmn"))
+    # An empty list would make pytest skip the corpus tests quietly; a missing corpus is an error.
+    assert files, f"the BPMN MIWG reference models are missing from {CORPUS_DIR}"
+    return files
