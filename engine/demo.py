@@ -5,10 +5,13 @@ server only listens on 127.0.0.1.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .accounts import create_user, hash_token, issue_token
+from .passwords import HASHER as PASSWORD_HASHER
 from .catalog import create_service
 from .models import ApiToken, Service, User
 
@@ -40,6 +43,15 @@ def demo_token(username: str) -> str:
     return f"demo-{username}"
 
 
+def demo_password(username: str) -> str:
+    return f"demo-{username}-pass"
+
+
+@lru_cache(maxsize=None)
+def _demo_password_hash(username: str) -> str:
+    return PASSWORD_HASHER.hash(demo_password(username))  # argon2 is slow on purpose: once per process
+
+
 def seed(session: Session) -> list[tuple[str, tuple[str, ...], str]]:
     """Create what is missing; return (username, roles, token) for every demo user."""
     out = []
@@ -51,6 +63,8 @@ def seed(session: Session) -> list[tuple[str, tuple[str, ...], str]]:
         token = demo_token(username)
         if session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token))) is None:
             issue_token(session, user, name="demo", token=token)
+        if not user.password_hash:
+            user.password_hash = _demo_password_hash(username)
         out.append((username, roles, token))
     session.flush()
     for key, name, description, criticality, owner in DEMO_SERVICES:

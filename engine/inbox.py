@@ -5,11 +5,12 @@ from sqlalchemy import not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from .approvals import sod_excluded
-from .models import Change, Task, User
+from .models import Change, Service, Task, User, change_services
 from .permissions import require
 
 
 def inbox(session: Session, user: User, *, role: str | None = None, change_id: int | None = None,
+          change_type: str | None = None, risk: str | None = None, service: str | None = None,
           limit: int = 500) -> list[Task]:
     """Ready tasks assigned to `user` or unclaimed for one of their roles — minus approvals that
     segregation of duties forbids them (they would only get a 403)."""
@@ -26,4 +27,12 @@ def inbox(session: Session, user: User, *, role: str | None = None, change_id: i
         stmt = stmt.where(Task.role == role)
     if change_id:
         stmt = stmt.where(Task.change_id == change_id)
+    if change_type:
+        stmt = stmt.where(Change.change_type == change_type)
+    if risk:
+        stmt = stmt.where(Change.risk == risk)
+    if service:
+        stmt = stmt.where(Change.id.in_(select(change_services.c.change_id)
+                                        .join(Service, Service.id == change_services.c.service_id)
+                                        .where(Service.key == service)))
     return list(session.scalars(stmt.limit(limit)))

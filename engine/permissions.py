@@ -54,6 +54,8 @@ MATRIX: dict[str, frozenset[str]] = {
     "job.retry": frozenset({"admin"}),
     "webhook.manage": frozenset({"admin"}),
     "me.notifications": EVERYONE,  # one's own notification preferences
+    # the web pages' sign-in and sign-out: open (the form itself checks the password)
+    "session.login": frozenset({"*"}),
 }
 
 

@@ -134,3 +134,30 @@ def test_tokens_create_scoped_list_and_revoke(app, database_url, tmp_path):
 def test_worker_needs_redis_and_says_so(database_url, tmp_path):
     refused = run_cli("worker", "--burst", database_url=database_url, tmp_path=tmp_path, check=False)
     assert refused.returncode != 0 and "REDIS_URL" in refused.stderr
+
+
+def test_users_set_password_lets_them_sign_in(app, database_url, tmp_path):
+    env = {**os.environ, "DATABASE_URL": database_url, "CHANGEFLOW_INSTANCE_DIR": str(tmp_path)}
+    env.pop("REDIS_URL", None)
+    short = subprocess.run([CHANGEFLOW, "users", "set-password", "ivan", "--password-stdin"], env=env,
+                           input="short\n", capture_output=True, text=True, timeout=60)
+    assert short.returncode == 2 and "at least 10 characters" in short.stderr
+    done = subprocess.run([CHANGEFLOW, "users", "set-password", "ivan", "--password-stdin"], env=env,
+                          input="correct horse battery\n", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    import re
+
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    answer = client.post("/login", data={"username": "ivan", "password": "correct horse battery",
+                                         "csrf_token": token})
+    assert answer.status_code == 302
+    with app.app_context():
+        from sqlalchemy import select
+
+        from engine.models import User
+        from webui.extensions import db
+
+        stored = db.session.scalar(select(User.password_hash).where(User.username == "ivan"))
+        assert stored.startswith("$argon2id$") and "correct horse" not in stored

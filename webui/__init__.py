@@ -1,11 +1,27 @@
 """The Flask app: REST API (and, as it grows, the pages) over the engine."""
 from __future__ import annotations
 
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
 from flask import Flask
 
 from engine.config import Settings
 from engine.db import sqlalchemy_engine_options
 from engine.errors import ChangeflowError
+
+
+def _instance_secret(instance_dir: Path) -> str:
+    """Without SECRET_KEY, a random key kept in the instance directory (sessions survive restarts)."""
+    path = Path(instance_dir) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
 
 
 def create_app(settings: Settings | None = None, **config) -> Flask:
@@ -16,7 +32,11 @@ def create_app(settings: Settings | None = None, **config) -> Flask:
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS=sqlalchemy_engine_options(settings.database_url),
         REDIS_URL=settings.redis_url,
-        SECRET_KEY=settings.secret_key or None,
+        SECRET_KEY=settings.secret_key or _instance_secret(settings.instance_dir),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         JSON_SORT_KEYS=False,
         API_TITLE="Changeflow API",
         API_VERSION="0.1.0",
@@ -34,13 +54,15 @@ def create_app(settings: Settings | None = None, **config) -> Flask:
     if settings.database_url.startswith("sqlite"):
         settings.instance_dir.mkdir(parents=True, exist_ok=True)
 
-    from . import api, background, docs
+    from . import api, background, docs, pages
     from .errors import handle_domain_error
     from .extensions import db
 
     db.init_app(app)
     background.init_app(app)
     api.register(app)
+    app.register_blueprint(pages.blp)
+    app.jinja_env.globals["inbox_count"] = pages.views.inbox_count
     docs.register(app)
     app.register_error_handler(ChangeflowError, handle_domain_error)
     return app

@@ -106,6 +106,26 @@ def users_create(username, roles, email, display_name):
     click.echo(token)
 
 
+@users.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@with_appcontext
+def users_set_password(username, password_stdin):
+    """Set the password USERNAME signs in to the web pages with (stored as an argon2id hash)."""
+    from engine.passwords import set_password
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else \
+        click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    session = _session()
+    try:
+        set_password(session, username, password)
+        session.commit()
+    except ChangeflowError as error:
+        session.rollback()
+        _fail(error)
+    click.echo(f"password set for {username}")
+
+
 @main.group()
 def tokens():
     """API tokens: create (shown once), list, revoke."""
