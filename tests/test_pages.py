@@ -130,3 +130,78 @@ def test_every_page_declares_a_permission_rule(app):
                and getattr(app.view_functions[rule.endpoint], "permission_action", None) not in MATRIX]
     assert missing == []
     assert {r.endpoint for r in app.url_map.iter_rules()} >= {"pages.inbox", "pages.login", "pages.claim"}
+
+
+def test_a_task_form_is_rendered_from_its_schema_beside_the_change(app, api):
+    change = api.submit()
+    client = app.test_client()
+    sign_in(client, "morgan")
+    task = api.task("morgan", change["id"])
+    page = client.get(f"/tasks/{task['id']}").get_data(as_text=True)
+    assert '<legend>Decision <span class="req">(required)</span></legend>' in page
+    assert 'type="radio" name="decision" value="approve"' in page and "> Approve</label>" in page
+    assert '<label for="comment">Comment</label>' in page and 'aria-describedby="comment-help"' in page
+    assert "Submit decision" in page  # the UI schema's button text
+    assert change["number"] in page and "crm-web" in page and "Redeploy 5.1" in page  # the change beside it
+    assert "application release" in page and "missing business_sign_off, test_result" in page
+    alice = app.test_client()
+    sign_in(alice, "alice")
+    assert alice.get(f"/tasks/{task['id']}").status_code == 404  # not hers to see
+
+
+def test_server_side_errors_appear_next_to_their_fields_and_nothing_is_stored(app, api):
+    change = api.submit()
+    client = app.test_client()
+    sign_in(client, "morgan")
+    task = api.task("morgan", change["id"])
+    page = client.get(f"/tasks/{task['id']}").get_data(as_text=True)
+    refused = client.post(f"/tasks/{task['id']}", data={"csrf_token": csrf(page), "decision": "reject"})
+    assert refused.status_code == 422
+    html = refused.get_data(as_text=True)
+    assert '<p class="error" id="comment-error" role="alert">Comment: is required</p>' in html
+    assert 'aria-describedby="comment-help comment-error"' in html
+    assert 'value="reject" checked' in html  # what was entered stays
+    assert api.task("morgan", change["id"])["id"] == task["id"] and api.change(change["id"])["state"] == "authorize"
+
+    done = client.post(f"/tasks/{task['id']}", data={"csrf_token": csrf(page), "decision": "approve",
+                                                     "comment": "Fine by me."})
+    assert done.status_code == 302 and done.headers["Location"] == "/inbox"
+    assert api.change(change["id"])["state"] == "scheduled"
+    assert "Authorize change done for" in client.get("/inbox").get_data(as_text=True)
+    approvals = api.trace(change["id"])["approvals"]
+    assert [(a["decision"], a["comment"], a["approver"]) for a in approvals] == [("approve", "Fine by me.", "morgan")]
+
+
+def test_dates_in_utc_lists_and_rows_travel_from_the_form_to_the_change(app, api):
+    cid = api.submit()["id"]
+    api.act("morgan", cid, {"decision": "approve", "comment": "ok"}, name="Authorize change")
+    api.attach_required(cid)
+    client = app.test_client()
+    sign_in(client, "morgan")
+    schedule = api.task("morgan", cid, "Schedule change")
+    page = client.get(f"/tasks/{schedule['id']}").get_data(as_text=True)
+    assert 'type="datetime-local"' in page and 'value="2026-12-05T21:00"' in page  # prefilled, in UTC
+    client.post(f"/tasks/{schedule['id']}", data={"csrf_token": csrf(page), "planned_start": "2026-11-20T21:00",
+                                                 "planned_end": "2026-11-20T22:00", "implementer": "ivan"})
+    change = api.change(cid)
+    assert change["planned_start"] == "2026-11-20T21:00:00+00:00" and change["implementer"] == "ivan"
+    api.act("ivan", cid, {"actual_start": "2026-11-20T21:00:00+00:00", "actual_end": "2026-11-20T21:30:00+00:00",
+                          "implementation_result": "completed"}, name="Implement change")
+    api.attach_required(cid, "close", user="ivan")
+    review = api.task("morgan", cid, "Post-implementation review")
+    page = client.get(f"/tasks/{review['id']}").get_data(as_text=True)
+    assert 'name="follow_up_actions-0-action"' in page and 'name="follow_up_actions-2-due_date"' in page
+    answer = client.post(f"/tasks/{review['id']}", data={
+        "csrf_token": csrf(page), "close_code": "successful_with_issues", "close_notes": "Slow start.",
+        "incidents_caused": "INC001\n\nINC002\n", "follow_up_actions-0-action": "Tune the alert.",
+        "follow_up_actions-0-owner": "nobody", "follow_up_actions-1-action": "", "follow_up_actions-2-action": ""})
+    assert answer.status_code == 422
+    assert 'id="follow_up_actions-0-owner-error"' in answer.get_data(as_text=True)  # the row's own field
+    answer = client.post(f"/tasks/{review['id']}", data={
+        "csrf_token": csrf(page), "close_code": "successful_with_issues", "close_notes": "Slow start.",
+        "incidents_caused": "INC001\nINC002", "follow_up_actions-0-action": "Tune the alert.",
+        "follow_up_actions-0-owner": "sam", "follow_up_actions-0-due_date": "2026-12-20"})
+    assert answer.status_code == 302
+    assert api.change(cid)["incidents_caused"] == ["INC001", "INC002"]
+    assert [(f["action"], f["owner"], f["due_date"]) for f in api.trace(cid)["follow_ups"]] == [
+        ("Tune the alert.", "sam", "2026-12-20")]
