@@ -205,3 +205,32 @@ def test_dates_in_utc_lists_and_rows_travel_from_the_form_to_the_change(app, api
     assert api.change(cid)["incidents_caused"] == ["INC001", "INC002"]
     assert [(f["action"], f["owner"], f["due_date"]) for f in api.trace(cid)["follow_ups"]] == [
         ("Tune the alert.", "sam", "2026-12-20")]
+
+
+def test_the_change_page_tells_the_story_from_request_to_closure(app, api):
+    change = api.submit()
+    cid = change["id"]
+    api.act("morgan", cid, {"decision": "approve", "comment": "Tested rollback."}, name="Authorize change")
+    auditor = app.test_client()
+    sign_in(auditor, "audrey")
+    page = auditor.get(f"/changes/{change['number']}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    for section in ("timeline", "approvals", "tasks", "evidence", "conflicts", "impact", "notifications", "process"):
+        assert f'id="{section}"' in html and f'href="#{section}"' in html
+    timeline = re.sub(r"\s+", " ", html)
+    assert "<strong>state changed</strong> by morgan at <code>Task_SetState_Scheduled</code> : authorize → scheduled" \
+        in timeline
+    assert "Tested rollback." in html and "Authorize change" in html
+    assert "Approved: " + change["number"] in html and ">alice<" in html  # the requester was told
+    assert auditor.get(f"/changes/{cid}").status_code == 200  # by id too
+    assert "@media print" in app.test_client().get("/static/app.css").get_data(as_text=True)
+
+    requester = app.test_client()
+    sign_in(requester, "alice")
+    assert requester.get(f"/changes/{cid}").status_code == 200  # her own change
+    other = api.submit(user="ivan", title="Ivan's change")
+    assert requester.get(f"/changes/{other['id']}").status_code == 403
+    listing = requester.get("/changes").get_data(as_text=True)
+    assert change["number"] in listing and other["number"] not in listing
+    assert other["number"] in auditor.get("/changes?type=normal").get_data(as_text=True)

@@ -8,6 +8,7 @@ from flask import abort, flash, redirect, render_template, request, session, url
 from sqlalchemy import select
 
 from engine import permissions, runtime
+from engine.changes import get_change, list_changes
 from engine.db import utcnow
 from engine.errors import ChangeflowError, ValidationFailed
 from engine.evidence_rules import evidence_status
@@ -16,6 +17,8 @@ from engine.models import Approval, ChangeConflict, ProcessInstance
 from engine.passwords import authenticate
 from engine.permissions import can_see_task
 from engine.projection import form_values
+from engine.service_map import change_impact
+from engine.trace import change_trace
 from engine.transactions import run_command
 
 from ..extensions import db
@@ -153,3 +156,26 @@ def task(task_id):
 
 def _has_path(item, path: str) -> bool:
     return item.path == path or any(_has_path(f, path) for row in item.rows for f in row)
+
+
+@blp.route("/changes", methods=["GET"])
+@page("change.read")
+def changes():
+    """Changes the signed-in person may read (requesters: their own), newest first, with filters."""
+    state, change_type, risk = (request.args.get(n) or None for n in ("state", "type", "risk"))
+    page_no = max(request.args.get("page", 1, type=int), 1)
+    rows, total = list_changes(db.session, signed_in_user(), state=state, change_type=change_type, risk=risk,
+                               service=request.args.get("service") or None, page=page_no, per_page=50)
+    return render_template("changes.html", changes=rows, total=total, page=page_no,
+                           filters={"state": state, "type": change_type, "risk": risk,
+                                    "service": request.args.get("service") or ""})
+
+
+@blp.route("/changes/<change_ref>", methods=["GET"])
+@page("change.read")
+def change(change_ref):
+    """One change from request to closure: header, timeline, approvals, tasks, evidence, conflicts,
+    impacted services, notifications and what the process waits for. Printable (the auditor's trace)."""
+    found = get_change(db.session, change_ref, signed_in_user())
+    return render_template("change.html", change=found, trace=change_trace(db.session, found),
+                           impact=change_impact(db.session, found))
