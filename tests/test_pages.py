@@ -234,3 +234,40 @@ def test_the_change_page_tells_the_story_from_request_to_closure(app, api):
     listing = requester.get("/changes").get_data(as_text=True)
     assert change["number"] in listing and other["number"] not in listing
     assert other["number"] in auditor.get("/changes?type=normal").get_data(as_text=True)
+
+
+def test_filing_a_change_from_the_page_with_errors_at_their_fields(app, api):
+    client = app.test_client()
+    sign_in(client, "alice")
+    page = client.get("/changes/new").get_data(as_text=True)
+    assert '<label for="title">Title <span class="req">(required)</span></label>' in page
+    assert 'name="services" value="crm-web"' in page and 'type="datetime-local"' in page
+    refused = client.post("/changes/new", data={"csrf_token": csrf(page), "title": "x", "change_type": "normal",
+                                                "impact": "2", "urgency": "2",
+                                                "planned_start": "2026-12-09T22:00", "planned_end": "2026-12-09T21:00"})
+    assert refused.status_code == 422
+    html = refused.get_data(as_text=True)
+    assert 'id="title-error"' in html and 'aria-describedby="title-error"' in html
+    assert 'value="x"' in html and 'value="2026-12-09T22:00"' in html  # what was typed stays
+    refused = client.post("/changes/new", data={"csrf_token": csrf(page), "title": "Rotate certificates",
+                                                "change_type": "normal", "impact": "2", "urgency": "2",
+                                                "planned_start": "2026-12-09T22:00", "planned_end": "2026-12-09T21:00"})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'id="category-error"' in html and 'id="planned_end-error"' in html
+    assert "Planned end: must be after planned_start" in html
+    assert api.get("/api/changes", "audrey").get_json()["total"] == 0  # nothing was filed
+
+    filed = client.post("/changes/new", data={
+        "csrf_token": csrf(page), "title": "Rotate firewall certificates", "change_type": "normal",
+        "category": "infrastructure", "services": ["firewall"], "impact": "2", "urgency": "2",
+        "planned_start": "2026-12-09T21:00", "planned_end": "2026-12-09T22:00",
+        "rollback_plan": "Restore the previous certificates", "rollback_tested": "on"})
+    assert filed.status_code == 302
+    [change] = api.get("/api/changes", "audrey").get_json()["items"]
+    assert filed.headers["Location"] == f"/changes/{change['number']}"
+    assert (change["services"], change["planned_start"], change["rollback_tested"], change["requester"]) == \
+        (["firewall"], "2026-12-09T21:00:00+00:00", True, "alice")
+    assert f"{change['number']} filed" in client.get(filed.headers["Location"]).get_data(as_text=True)
+    auditor = app.test_client()
+    sign_in(auditor, "audrey")
+    assert auditor.get("/changes/new").status_code == 403  # auditors change nothing

@@ -8,12 +8,12 @@ from flask import abort, flash, redirect, render_template, request, session, url
 from sqlalchemy import select
 
 from engine import permissions, runtime
-from engine.changes import get_change, list_changes
+from engine.changes import CATEGORIES, CHANGE_TYPES, create_change, get_change, list_changes
 from engine.db import utcnow
 from engine.errors import ChangeflowError, ValidationFailed
 from engine.evidence_rules import evidence_status
 from engine.inbox import inbox as engine_inbox
-from engine.models import Approval, ChangeConflict, ProcessInstance
+from engine.models import Approval, ChangeConflict, ProcessInstance, Service
 from engine.passwords import authenticate
 from engine.permissions import can_see_task
 from engine.projection import form_values
@@ -179,3 +179,55 @@ def change(change_ref):
     found = get_change(db.session, change_ref, signed_in_user())
     return render_template("change.html", change=found, trace=change_trace(db.session, found),
                            impact=change_impact(db.session, found))
+
+
+CHANGE_FIELDS = ("title", "description", "change_type", "category", "template", "impact", "urgency",
+                 "planned_start", "planned_end", "implementation_plan", "rollback_plan", "test_plan",
+                 "justification", "emergency_reason", "incident_ref", "implementer")
+
+
+def _change_form_data(form) -> dict:
+    """The posted intake form as the API's request body: empty fields left out, UTC date-times."""
+    data = {}
+    for name in CHANGE_FIELDS:
+        value = (form.get(name) or "").strip()
+        if not value:
+            continue
+        if name in ("impact", "urgency"):
+            data[name] = int(value) if value.isdigit() else value
+        elif name in ("planned_start", "planned_end") and len(value) == 16:
+            data[name] = f"{value}:00+00:00"  # entered in UTC
+        else:
+            data[name] = value
+    data["services"] = form.getlist("services")
+    data["rollback_tested"] = "rollback_tested" in form
+    return data
+
+
+@blp.route("/changes/new", methods=["GET", "POST"])
+@page("change.create")
+def new_change():
+    """File a change: the same checks as POST /api/changes, with each problem shown at its field."""
+    from marshmallow import ValidationError
+
+    from ..api.schemas import ChangeCreate
+
+    values, errors, status = {"change_type": "normal", "impact": 3, "urgency": 3, "services": []}, {}, 200
+    if request.method == "POST":
+        values = _change_form_data(request.form)
+        user = signed_in_user()
+        try:
+            fields = ChangeCreate().load(values)
+            created = run_command(db.session, user, create_change, user, fields)
+        except ValidationError as error:
+            errors, status = {k: " ".join(v) if isinstance(v, list) else str(v)
+                              for k, v in error.messages.items()}, 422
+        except ChangeflowError as error:
+            errors = {e.get("field", ""): e.get("message", "") for e in (error.errors or [])} or {"": error.message}
+            status = error.status
+        else:
+            flash(f"{created.number} filed: {created.state}, risk {created.risk or 'not assessed'}.", "ok")
+            return redirect(url_for("pages.change", change_ref=created.number))
+    services = db.session.scalars(select(Service).order_by(Service.key)).all()
+    return render_template("new_change.html", values=values, errors=errors, services=services,
+                           categories=CATEGORIES, types=CHANGE_TYPES), status
