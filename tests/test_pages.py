@@ -6,6 +6,7 @@ import re
 from engine.demo import demo_password
 from engine.permissions import MATRIX
 
+from .background_support import WebhookReceiver
 from .client import NORMAL_CHANGE
 
 
@@ -271,3 +272,29 @@ def test_filing_a_change_from_the_page_with_errors_at_their_fields(app, api):
     auditor = app.test_client()
     sign_in(auditor, "audrey")
     assert auditor.get("/changes/new").status_code == 403  # auditors change nothing
+
+
+def test_admins_see_dead_letters_and_retry_them_from_the_page(app, api):
+    fast = api.with_settings(retry_base_seconds=1, job_max_attempts=1)
+    with WebhookReceiver() as receiver:
+        receiver.status = 503
+        fast.post("/api/admin/webhooks", "ada", json={"name": "itsm", "url": receiver.url, "events": ["task_waiting"]})
+        change = fast.submit()
+        admin = fast.app.test_client()
+        sign_in(admin, "ada")
+        page = admin.get("/admin/outbox?status=failed").get_data(as_text=True)
+        assert "HTTP 503" in page and "itsm" in page and ">Retry</button>" in page and change["number"] in page
+        receiver.status = 200
+        notification_id = re.search(r"/admin/outbox/(\d+)/retry", page).group(1)
+        answer = admin.post(f"/admin/outbox/{notification_id}/retry", data={"csrf_token": csrf(page)})
+        assert answer.status_code == 302
+        assert f"Notification {notification_id} is queued again." in admin.get(answer.headers["Location"]).get_data(as_text=True)
+        assert len(receiver.requests) == 2
+    auditor = fast.app.test_client()
+    sign_in(auditor, "audrey")
+    seen = auditor.get("/admin/outbox").get_data(as_text=True)
+    assert ">Retry</button>" not in seen and "Outbox" in seen  # auditors read, admins retry
+    manager = fast.app.test_client()
+    sign_in(manager, "morgan")
+    assert manager.get("/admin/outbox").status_code == 403
+    assert ">Outbox<" not in manager.get("/inbox").get_data(as_text=True)

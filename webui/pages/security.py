@@ -91,4 +91,5 @@ def _security_headers(response):
 
 @blp.app_context_processor
 def _template_globals():
-    return {"csrf_token": csrf_token, "me": signed_in_user}
+    return {"csrf_token": csrf_token, "me": signed_in_user,
+            "may": lambda action: permissions.can(signed_in_user(), action)}

@@ -7,13 +7,14 @@ from urllib.parse import urlsplit
 from flask import abort, flash, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
-from engine import permissions, runtime
+from engine import notification_admin, permissions, runtime
 from engine.changes import CATEGORIES, CHANGE_TYPES, create_change, get_change, list_changes
 from engine.db import utcnow
 from engine.errors import ChangeflowError, ValidationFailed
 from engine.evidence_rules import evidence_status
 from engine.inbox import inbox as engine_inbox
 from engine.models import Approval, ChangeConflict, ProcessInstance, Service
+from engine.notification_admin import NOTIFICATION_STATUSES
 from engine.passwords import authenticate
 from engine.permissions import can_see_task
 from engine.projection import form_values
@@ -231,3 +232,28 @@ def new_change():
     services = db.session.scalars(select(Service).order_by(Service.key)).all()
     return render_template("new_change.html", values=values, errors=errors, services=services,
                            categories=CATEGORIES, types=CHANGE_TYPES), status
+
+
+@blp.route("/admin/outbox", methods=["GET"])
+@page("outbox.read")
+def outbox():
+    """The notification outbox; `?status=failed` is the dead-letter list, each with a Retry button."""
+    status = request.args.get("status") or None
+    if status and status not in NOTIFICATION_STATUSES:
+        abort(400, description=f"Unknown status '{status}'; use one of {', '.join(NOTIFICATION_STATUSES)}.")
+    page_no = max(request.args.get("page", 1, type=int), 1)
+    listing = notification_admin.list_outbox(db.session, signed_in_user(), status=status, page=page_no, per_page=50)
+    return render_template("outbox.html", listing=listing, status=status, statuses=NOTIFICATION_STATUSES,
+                           may_retry=permissions.can(signed_in_user(), "outbox.retry"))
+
+
+@blp.route("/admin/outbox/<int:notification_id>/retry", methods=["POST"])
+@page("outbox.retry")
+def retry_notification(notification_id):
+    user = signed_in_user()
+    try:
+        run_command(db.session, user, notification_admin.retry_notification, user, notification_id)
+        flash(f"Notification {notification_id} is queued again.", "ok")
+    except ChangeflowError as error:
+        flash(error.message, "error")
+    return redirect(url_for("pages.outbox", status="failed"))
