@@ -298,3 +298,31 @@ def test_admins_see_dead_letters_and_retry_them_from_the_page(app, api):
     sign_in(manager, "morgan")
     assert manager.get("/admin/outbox").status_code == 403
     assert ">Outbox<" not in manager.get("/inbox").get_data(as_text=True)
+
+
+def test_the_calendar_shows_changes_windows_and_conflicts_by_month_and_week(app, api):
+    first = api.submit(title="Release CRM 5.2")  # 2026-12-05 21:00 UTC on crm-web
+    api.submit(title="Another CRM release")       # the same window and service: a conflict once checked
+    assert api.post("/api/windows", "morgan", json={
+        "kind": "blackout", "name": "Year-end freeze", "starts_at": "2026-12-24T00:00:00+00:00",
+        "ends_at": "2026-12-27T00:00:00+00:00", "services": []}).status_code == 201
+    api.act("morgan", first["id"], {"decision": "approve", "comment": "ok"}, name="Authorize change")
+    api.attach_required(first["id"])
+    api.act("morgan", first["id"], {"planned_start": "2026-12-05T21:00:00+00:00",
+                                    "planned_end": "2026-12-05T22:30:00+00:00", "implementer": "ivan"},
+            name="Schedule change")
+    client = app.test_client()
+    sign_in(client, "morgan")
+    month = client.get("/calendar?date=2026-12-10").get_data(as_text=True)
+    assert "December 2026" in month and month.count('class="day') == 35  # Mon 30 Nov … Sun 3 Jan
+    assert first["number"] in month and "Year-end freeze" in month and 'class="entry blackout"' in month
+    assert f'class="entry change conflict"><a href="/changes/{first["number"]}">⚠ {first["number"]}' in month
+    week = client.get("/calendar?view=week&date=2026-12-24").get_data(as_text=True)
+    assert week.count('class="day') == 7 and "Year-end freeze" in week and first["number"] not in week
+    assert first["number"] not in client.get("/calendar?date=2026-12-10&service=payroll").get_data(as_text=True)
+    assert client.get("/calendar?view=year").status_code == 400
+    link = client.post("/calendar/feed-link", data={"csrf_token": csrf(month)})
+    shown = client.get(link.headers["Location"]).get_data(as_text=True)
+    token = re.search(r"/calendar\.ics\?token=([\w-]+)", shown).group(1)
+    feed = app.test_client().get(f"/calendar.ics?token={token}")
+    assert feed.status_code == 200 and first["number"] in feed.get_data(as_text=True)
