@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, **config) -> Flask:
     background.init_app(app)
     api.register(app)
     app.register_blueprint(pages.blp)
-    app.jinja_env.globals["inbox_count"] = pages.views.inbox_count
+    app.jinja_env.globals["inbox_count"] = pages.tasks.inbox_count
     app.jinja_env.filters["zip_labels"] = lambda values: [(v, str(v).replace("_", " ")) for v in values]
     docs.register(app)
     app.register_error_handler(ChangeflowError, handle_domain_error)

@@ -10,4 +10,4 @@ from flask import Blueprint
 
 blp = Blueprint("pages", __name__)
 
-from . import security, views  # noqa: E402,F401  (register the routes and the hooks)
+from . import admin, calendar, changes, security, signin, tasks  # noqa: E402,F401  (routes and hooks)

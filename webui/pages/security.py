@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import abort, g, redirect, request, session, url_for
 
@@ -42,6 +43,13 @@ def sign_in(user: User) -> None:
     session["user_id"], session["pw"] = user.id, _password_mark(user)
     session["csrf"] = secrets.token_urlsafe(32)
     session.permanent = True
+
+
+def safe_next(target: str | None) -> str:
+    """Only paths on this site: an absolute URL in ?next= would make the login page an open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("pages.inbox")
 
 
 def csrf_token() -> str:

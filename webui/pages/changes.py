@@ -1,0 +1,90 @@
+"""Changes: the list, one change from request to closure, and filing a new one."""
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from engine.changes import CATEGORIES, CHANGE_TYPES, create_change, get_change, list_changes
+from engine.errors import ChangeflowError
+from engine.models import Service
+from engine.service_map import change_impact
+from engine.trace import change_trace
+from engine.transactions import run_command
+
+from ..extensions import db
+from . import blp
+from .security import page, signed_in_user
+
+@blp.route("/changes", methods=["GET"])
+@page("change.read")
+def changes():
+    """Changes the signed-in person may read (requesters: their own), newest first, with filters."""
+    state, change_type, risk = (request.args.get(n) or None for n in ("state", "type", "risk"))
+    page_no = max(request.args.get("page", 1, type=int), 1)
+    rows, total = list_changes(db.session, signed_in_user(), state=state, change_type=change_type, risk=risk,
+                               service=request.args.get("service") or None, page=page_no, per_page=50)
+    return render_template("changes.html", changes=rows, total=total, page=page_no,
+                           filters={"state": state, "type": change_type, "risk": risk,
+                                    "service": request.args.get("service") or ""})
+
+
+@blp.route("/changes/<change_ref>", methods=["GET"])
+@page("change.read")
+def change(change_ref):
+    """One change from request to closure: header, timeline, approvals, tasks, evidence, conflicts,
+    impacted services, notifications and what the process waits for. Printable (the auditor's trace)."""
+    found = get_change(db.session, change_ref, signed_in_user())
+    return render_template("change.html", change=found, trace=change_trace(db.session, found),
+                           impact=change_impact(db.session, found))
+
+
+CHANGE_FIELDS = ("title", "description", "change_type", "category", "template", "impact", "urgency",
+                 "planned_start", "planned_end", "implementation_plan", "rollback_plan", "test_plan",
+                 "justification", "emergency_reason", "incident_ref", "implementer")
+
+
+def _change_form_data(form) -> dict:
+    """The posted intake form as the API's request body: empty fields left out, UTC date-times."""
+    data = {}
+    for name in CHANGE_FIELDS:
+        value = (form.get(name) or "").strip()
+        if not value:
+            continue
+        if name in ("impact", "urgency"):
+            data[name] = int(value) if value.isdigit() else value
+        elif name in ("planned_start", "planned_end") and len(value) == 16:
+            data[name] = f"{value}:00+00:00"  # entered in UTC
+        else:
+            data[name] = value
+    data["services"] = form.getlist("services")
+    data["rollback_tested"] = "rollback_tested" in form
+    return data
+
+
+@blp.route("/changes/new", methods=["GET", "POST"])
+@page("change.create")
+def new_change():
+    """File a change: the same checks as POST /api/changes, with each problem shown at its field."""
+    from marshmallow import ValidationError
+
+    from ..api.schemas import ChangeCreate
+
+    values, errors, status = {"change_type": "normal", "impact": 3, "urgency": 3, "services": []}, {}, 200
+    if request.method == "POST":
+        values = _change_form_data(request.form)
+        user = signed_in_user()
+        try:
+            fields = ChangeCreate().load(values)
+            created = run_command(db.session, user, create_change, user, fields)
+        except ValidationError as error:
+            errors, status = {k: " ".join(v) if isinstance(v, list) else str(v)
+                              for k, v in error.messages.items()}, 422
+        except ChangeflowError as error:
+            errors = {e.get("field", ""): e.get("message", "") for e in (error.errors or [])} or {"": error.message}
+            status = error.status
+        else:
+            flash(f"{created.number} filed: {created.state}, risk {created.risk or 'not assessed'}.", "ok")
+            return redirect(url_for("pages.change", change_ref=created.number))
+    services = db.session.scalars(select(Service).order_by(Service.key)).all()
+    return render_template("new_change.html", values=values, errors=errors, services=services,
+                           categories=CATEGORIES, types=CHANGE_TYPES), status
