@@ -1,7 +1,7 @@
 """The task inbox query: what a person may work on now."""
 from __future__ import annotations
 
-from sqlalchemy import not_, or_, select
+from sqlalchemy import func, not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from .approvals import sod_excluded
@@ -16,10 +16,7 @@ def inbox(session: Session, user: User, *, role: str | None = None, change_id: i
     segregation of duties forbids them (they would only get a 403)."""
     require(user, "task.read")
     stmt = (
-        select(Task).join(Change, Change.id == Task.change_id)
-        .where(Task.status == "ready",
-               or_(Task.assignee_id == user.id, Task.assignee_id.is_(None) & Task.role.in_(user.roles)),
-               not_(sod_excluded(user)))
+        _waiting_for(user)
         .options(selectinload(Task.change), selectinload(Task.assignee))
         .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at)
     )
@@ -36,3 +33,16 @@ def inbox(session: Session, user: User, *, role: str | None = None, change_id: i
                                         .join(Service, Service.id == change_services.c.service_id)
                                         .where(Service.key == service)))
     return list(session.scalars(stmt.limit(limit)))
+
+
+def inbox_count(session: Session, user: User) -> int:
+    """How many tasks wait in `user`'s inbox (the navigation's badge): one COUNT, no rows loaded."""
+    require(user, "task.read")
+    return session.scalar(select(func.count()).select_from(_waiting_for(user).subquery()))
+
+
+def _waiting_for(user: User):
+    return (select(Task).join(Change, Change.id == Task.change_id)
+            .where(Task.status == "ready",
+                   or_(Task.assignee_id == user.id, Task.assignee_id.is_(None) & Task.role.in_(user.roles)),
+                   not_(sod_excluded(user))))

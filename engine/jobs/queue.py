@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, event, or_, select, update
+from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -128,8 +128,6 @@ def cancel_timers(session: Session, instance_id: int, keep: set[str]) -> None:
 
 def stats(session: Session, now: datetime, late_after: timedelta = timedelta(minutes=1)) -> dict:
     """For /api/health: jobs overdue by more than `late_after` (no worker is keeping up) and dead letters."""
-    from sqlalchemy import func
-
     late = session.scalar(select(func.count()).select_from(Job).where(
         Job.status == "pending", Job.due_at < now - late_after))
     failed = session.scalar(select(func.count()).select_from(Job).where(Job.status == "failed"))

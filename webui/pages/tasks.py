@@ -10,7 +10,7 @@ from engine import permissions, runtime
 from engine.db import utcnow
 from engine.errors import ChangeflowError, ValidationFailed
 from engine.evidence_rules import evidence_status
-from engine.inbox import inbox as engine_inbox
+from engine.inbox import inbox as engine_inbox, inbox_count as engine_inbox_count
 from engine.models import Approval, ChangeConflict, ProcessInstance
 from engine.permissions import can_see_task
 from engine.projection import form_values
@@ -67,7 +67,7 @@ def unclaim(task_id):
 def inbox_count() -> int:
     """For the navigation: how many tasks wait in the signed-in person's inbox."""
     user = signed_in_user()
-    return len(engine_inbox(db.session, user)) if user is not None else 0
+    return engine_inbox_count(db.session, user) if user is not None else 0
 
 
 def _task_page(task_id: str):
