@@ -171,6 +171,13 @@ def deploy_files(session: Session, files: dict[str, str], actor: User | None, *,
     return result
 
 
+def check_bpmn(session: Session, filename: str, xml: str) -> list[dict]:
+    """The problems deploying this diagram would meet, without deploying anything (the modeller's
+    Validate button): the same bundle and checks as `deploy_files`."""
+    validation = validate_bundle(_bundle(filename, xml, current_resources(session)), spec_builder=build_specs)
+    return [{"file": filename, **problem} for problem in validation.problems]
+
+
 def executable_process_ids(xml: str) -> list[str]:
     try:
         root = parse_xml(xml)

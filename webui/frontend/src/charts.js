@@ -1,0 +1,66 @@
+// Dashboards: each <table class="chart" data-chart="bar|line|doughnut" data-series="A,B"> becomes a
+// chart drawn above it. The table stays (inside a <details>) for screen readers and for numbers;
+// clicking a bar, point or slice opens the list behind it (the link in the row's first cell).
+import {
+  ArcElement, BarController, BarElement, CategoryScale, Chart, DoughnutController, Legend,
+  LinearScale, LineController, LineElement, PointElement, Tooltip,
+} from "chart.js";
+
+Chart.register(ArcElement, BarController, BarElement, CategoryScale, DoughnutController, Legend,
+  LinearScale, LineController, LineElement, PointElement, Tooltip);
+
+const PALETTE = ["#1f5fa8", "#c2571a", "#2e7d32", "#8e24aa", "#00838f", "#6d4c41"];
+
+for (const table of document.querySelectorAll("table.chart[data-chart]")) draw(table);
+
+function draw(table) {
+  const rows = [...table.tBodies[0]?.rows ?? []];
+  if (!rows.length) return;
+  const labels = rows.map((row) => row.cells[0].textContent.trim());
+  const links = rows.map((row) => row.cells[0].querySelector("a")?.href ?? null);
+  const names = (table.dataset.series || "Value").split(",");
+  const kind = table.dataset.chart;
+  const datasets = names.map((name, i) => ({
+    label: name.trim(),
+    data: rows.map((row) => Number(row.cells[i + 1]?.textContent.trim() || 0)),
+    backgroundColor: kind === "doughnut" ? PALETTE : PALETTE[i % PALETTE.length],
+    borderColor: PALETTE[i % PALETTE.length],
+  }));
+
+  const figure = document.createElement("figure");
+  figure.className = "chart-figure";
+  const holder = document.createElement("div");
+  holder.className = "chart-canvas";
+  const canvas = document.createElement("canvas");
+  canvas.setAttribute("role", "img");
+  canvas.setAttribute("aria-label", table.caption?.textContent.trim() || "chart");
+  holder.append(canvas);
+  const caption = document.createElement("figcaption");
+  caption.textContent = table.caption?.textContent.trim() || "";
+  const details = document.createElement("details");
+  const summary = document.createElement("summary");
+  summary.textContent = "Numbers";
+  table.replaceWith(figure);
+  details.append(summary, table);
+  figure.append(caption, holder, details);
+
+  new Chart(canvas, {
+    type: kind,
+    data: { labels, datasets },
+    options: {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: false,
+      plugins: { legend: { display: names.length > 1 || kind === "doughnut" } },
+      scales: kind === "doughnut" ? {} : { y: { beginAtZero: true, ticks: { precision: 0 } } },
+      onHover: (event, elements) => {
+        event.native.target.classList.toggle("clickable", elements.length > 0);
+      },
+      onClick: (_event, elements) => {
+        const link = elements.length ? links[elements[0].index] : null;
+        if (link) window.location.assign(link);
+      },
+    },
+  });
+  table.dataset.charted = "true";
+}
