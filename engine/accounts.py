@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime
 
@@ -10,8 +11,10 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .db import utcnow
-from .errors import Conflict, ValidationFailed
+from .errors import Conflict, NotFound, ValidationFailed
 from .models import ApiToken, User
+from .passwords import set_password
+from .permissions import require
 from .roles import ROLES
 
 TOKEN_PREFIX = "cf_"
@@ -90,3 +93,101 @@ def revoke_token(session: Session, token_id: int, *, actor: User | None = None) 
         row.revoked_at = utcnow()
         audit.record(session, "token_revoked", actor=actor, data={"user": row.user.username, "token_id": row.id})
     return row
+
+
+# -- managing people from the admin pages: every write checks `user.manage` and is audited ----------
+
+PROFILE_LIMITS = {"display_name": 200, "email": 254}
+
+
+def check_profile(fields: dict) -> list[dict]:
+    """Every problem with a person's display name, e-mail and roles as {field, message}."""
+    errors = [{"field": name, "message": f"at most {limit} characters"}
+              for name, limit in PROFILE_LIMITS.items() if len(fields.get(name) or "") > limit]
+    email = fields.get("email")
+    if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+        errors.append({"field": "email", "message": "must look like name@example.org"})
+    if "roles" in fields:
+        unknown = [r for r in fields["roles"] if r not in ROLES]
+        if unknown:
+            errors.append({"field": "roles", "message": f"not roles: {', '.join(unknown)}"})
+        elif not fields["roles"]:
+            errors.append({"field": "roles", "message": "choose at least one role"})
+    return errors
+
+
+def _refuse(errors: list[dict], message: str = "The person's details are not valid.") -> None:
+    if errors:
+        raise ValidationFailed(message, errors=errors)
+
+
+def list_users(session: Session, actor: User) -> list[User]:
+    require(actor, "user.read")
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def get_user(session: Session, actor: User, username: str, action: str = "user.read") -> User:
+    require(actor, action)
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"User '{username}' does not exist.")
+    return user
+
+
+def add_user(session: Session, actor: User, fields: dict, password: str | None = None) -> User:
+    """A new person with roles, and (optionally) their first password — both or neither."""
+    require(actor, "user.manage")
+    _refuse(check_profile({**fields, "roles": fields.get("roles", [])}))
+    user = create_user(session, fields.get("username") or "", fields["roles"], email=fields.get("email") or None,
+                       display_name=fields.get("display_name") or "", actor=actor)
+    if password:
+        change_password(session, actor, user.username, password)
+    return user
+
+
+def _is_last_admin(session: Session, user: User) -> bool:
+    # nobody could manage people any more; roles are a JSON list, so compare in Python (few users)
+    admins = [u for u in session.scalars(select(User).where(User.active.is_(True))) if "admin" in u.roles]
+    return admins == [user]
+
+
+def update_user(session: Session, actor: User, username: str, fields: dict) -> User:
+    """Change display name, e-mail and roles; audit what actually changed."""
+    user = get_user(session, actor, username, "user.manage")
+    _refuse(check_profile(fields))
+    new = {"display_name": (fields.get("display_name") or "").strip() or user.username,
+           "email": (fields.get("email") or "").strip() or None,
+           "roles": list(dict.fromkeys(fields.get("roles", user.roles)))}
+    if "admin" in user.roles and "admin" not in new["roles"] and _is_last_admin(session, user):
+        _refuse([{"field": "roles", "message": "the last active admin keeps the admin role"}])
+    changes = {name: {"from": getattr(user, name), "to": value} for name, value in new.items()
+               if name in fields and _differs(getattr(user, name), value)}
+    for name, change in changes.items():
+        setattr(user, name, change["to"])
+    if changes:
+        audit.record(session, "user_updated", actor=actor, data={"username": username, "changes": changes})
+    return user
+
+
+def _differs(before, after) -> bool:
+    if isinstance(before, list):  # roles: the order they were ticked in means nothing
+        return set(before) != set(after)
+    return before != after
+
+
+def set_active(session: Session, actor: User, username: str, active: bool) -> User:
+    """Deactivate (signed out at the next request, tokens stop working) or reactivate a person."""
+    user = get_user(session, actor, username, "user.manage")
+    if not active and user.active and "admin" in user.roles and _is_last_admin(session, user):
+        raise Conflict("The last active admin cannot be deactivated.")
+    if user.active != active:
+        user.active = active
+        audit.record(session, "user_reactivated" if active else "user_deactivated", actor=actor,
+                     data={"username": username})
+    return user
+
+
+def change_password(session: Session, actor: User, username: str, password: str) -> User:
+    """An admin sets someone's password: the same rules as `changeflow users set-password`."""
+    require(actor, "user.manage")
+    return set_password(session, username, password, actor=actor)

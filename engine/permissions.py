@@ -28,6 +28,9 @@ MATRIX: dict[str, frozenset[str]] = {
     "definition.read": EVERYONE,
     "definition.deploy": frozenset({"process_owner", "admin"}),
     "user.manage": frozenset({"admin"}),
+    "user.read": frozenset({"admin", "auditor"}),  # the people list and their roles; auditors read
+    # the admin pages' index: it lists only the areas (services, windows, templates, …) one may read
+    "admin.index": EVERYONE,
     # an admin may complete an approval despite segregation of duties, with a recorded reason
     "task.override_sod": frozenset({"admin"}),
     # the deployment gate: pipelines ask it with a token scoped to this action
