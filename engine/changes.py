@@ -10,7 +10,7 @@ from . import audit, templates
 from .approvals import approver_facts
 from .definitions import latest_version
 from .errors import NotFound, ValidationFailed, WorkflowFailure
-from .models import Change, Service, User, change_services
+from .models import Change, Service, TemplateVersion, User, change_services
 from .permissions import can, require, require_read_change
 from .projection import check_window, find_user, parse_time, process_data, risk_inputs
 from .runtime import start_process
@@ -31,24 +31,7 @@ def create_change(session: Session, actor: User, fields: dict) -> Change:
     version = latest_version(session, PROCESS_FOR_TYPE[change_type])
     if version is None:
         raise NotFound(f"No process is deployed for {change_type} changes ({PROCESS_FOR_TYPE[change_type]}).")
-    fields, template_version = templates.fields_for_change(session, fields)
-    change = Change(
-        title=fields["title"], description=fields.get("description") or "", change_type=change_type,
-        category=fields["category"], impact=fields["impact"], urgency=fields["urgency"],
-        planned_start=parse_time(fields.get("planned_start"), "planned_start"),
-        planned_end=parse_time(fields.get("planned_end"), "planned_end"),
-        implementation_plan=fields.get("implementation_plan") or "",
-        rollback_plan=fields.get("rollback_plan") or "",
-        rollback_tested=bool(fields.get("rollback_tested")),
-        test_plan=fields.get("test_plan") or "", justification=fields.get("justification") or "",
-        emergency_reason=fields.get("emergency_reason") or "", incident_ref=fields.get("incident_ref"),
-        cost_estimate=Decimal(str(fields["cost_estimate"])) if fields.get("cost_estimate") is not None else None,
-        requester=actor, state="new",
-    )
-    change.implementer = find_user(session, fields.get("implementer"), "implementer", role="implementer")
-    change.services = _services(session, fields.get("services") or [])
-    change.template_version = template_version
-    check_window(change)
+    change, template_version = unsaved_change(session, actor, fields)
     session.add(change)
     session.flush()
     change.number = f"CHG{change.id:07d}"
@@ -65,6 +48,29 @@ def create_change(session: Session, actor: User, fields: dict) -> Change:
         failure.change_id = None  # the change itself is rolled back with the failed start
         raise
     return change
+
+
+def unsaved_change(session: Session, actor: User, fields: dict) -> tuple[Change, TemplateVersion | None]:
+    """The change a request describes, not added to the session: what filing stores and a preview assesses."""
+    fields, template_version = templates.fields_for_change(session, fields)
+    change = Change(
+        title=fields["title"], description=fields.get("description") or "", change_type=fields["change_type"],
+        category=fields["category"], impact=fields["impact"], urgency=fields["urgency"],
+        planned_start=parse_time(fields.get("planned_start"), "planned_start"),
+        planned_end=parse_time(fields.get("planned_end"), "planned_end"),
+        implementation_plan=fields.get("implementation_plan") or "",
+        rollback_plan=fields.get("rollback_plan") or "",
+        rollback_tested=bool(fields.get("rollback_tested")),
+        test_plan=fields.get("test_plan") or "", justification=fields.get("justification") or "",
+        emergency_reason=fields.get("emergency_reason") or "", incident_ref=fields.get("incident_ref"),
+        cost_estimate=Decimal(str(fields["cost_estimate"])) if fields.get("cost_estimate") is not None else None,
+        requester=actor, state="new",
+    )
+    change.implementer = find_user(session, fields.get("implementer"), "implementer", role="implementer")
+    change.services = _services(session, fields.get("services") or [])
+    change.template_version = template_version
+    check_window(change)
+    return change, template_version
 
 
 def _services(session: Session, keys: list[str]) -> list[Service]:

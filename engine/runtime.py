@@ -172,11 +172,12 @@ def save_and_sync(command: Command, instance: ProcessInstance, workflow: BpmnWor
                   version: ProcessVersion) -> None:
     """Save the state (optimistic lock), rewrite the inbox rows, and record what the instance now waits
     for: timers (jobs due when they fire) and service tasks left for a worker."""
-    from . import timers
+    from . import drafts, timers
     from .jobs import queue
 
     _save(command.session, instance, workflow)
     _sync_tasks(command, instance, workflow, version)
+    drafts.discard_closed(command.session, instance.id)  # a completed or cancelled task's draft is void
     timers.sync(command.session, instance, workflow)
     for task_id in command.deferred:
         queue.schedule(command.session, "service_task", task_id, instance_id=instance.id,

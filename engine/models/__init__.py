@@ -11,11 +11,12 @@ from .evidence import EVIDENCE_KINDS, Evidence, FollowUpAction
 from .schedule import ChangeConflict, ServiceDependency, Window, window_services
 from .notifications import Notification, WebhookEndpoint
 from .jobs import Job
+from .drafts import TaskDraft
 
 __all__ = [
     "ApiToken", "User", "Service", "Approval", "Assessment", "Change", "change_services",
     "DefinitionResource", "ProcessVersion", "ProcessInstance", "Task", "AuditEvent", "Incident",
     "ChangeTemplate", "TemplateVersion", "CabMeeting",
     "EVIDENCE_KINDS", "Evidence", "FollowUpAction", "ChangeConflict", "Notification", "ServiceDependency", "Window", "window_services",
-    "WebhookEndpoint", "Job",
+    "WebhookEndpoint", "Job", "TaskDraft",
 ]

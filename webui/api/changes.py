@@ -4,6 +4,7 @@ from flask_smorest import Blueprint
 
 from engine import changes as change_service
 from engine.gate import check_gate
+from engine.intake_preview import preview_change
 from engine.trace import change_trace
 from engine.transactions import run_command
 
@@ -22,6 +23,16 @@ def create_change(fields):
     """Submit a change request; its process starts at once."""
     user = current_user()
     return run_command(db.session, user, change_service.create_change, user, fields)
+
+
+@blp.route("/preview", methods=["POST"])
+@permission("change.create")
+@blp.arguments(schemas.ChangePreview)
+@blp.response(200, schemas.ChangePreviewResult)
+def preview(fields):
+    """What submitting this request would assess — risk with its reasons, priority, conflicts of the
+    window — computed as a submission does; nothing is stored."""
+    return preview_change(db.session, current_user(), fields)
 
 
 @blp.route("", methods=["GET"])

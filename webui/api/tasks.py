@@ -5,7 +5,7 @@ import json
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from engine import runtime
+from engine import drafts, runtime
 from engine.errors import NotFound
 from engine.evidence_rules import evidence_status
 from engine.inbox import inbox as engine_inbox
@@ -91,3 +91,24 @@ def complete(body, task_id):
     user = current_user()
     return run_command(db.session, user, runtime.complete_task, task_id, user, body["data"],
                        override_reason=body.get("override_reason"))
+
+
+@blp.route("/<task_id>/draft", methods=["PUT"])
+@permission("task.act")
+@blp.arguments(schemas.TaskDraftSave)
+@blp.response(200, schemas.TaskDraft)
+def save_draft(body, task_id):
+    """Keep the form's values without validating or completing; replaces the task's earlier draft."""
+    user = current_user()
+    return run_command(db.session, user, drafts.save_draft, task_id, user, body["data"])
+
+
+@blp.route("/<task_id>/draft", methods=["GET"])
+@permission("task.read")
+@blp.response(200, schemas.TaskDraft)
+def get_draft(task_id):
+    """The task's draft (404 when none is saved, or the task is done or not visible to the caller)."""
+    draft = drafts.get_draft(db.session, task_id, current_user())
+    if draft is None:
+        raise NotFound(f"Task {task_id} has no draft.")
+    return draft

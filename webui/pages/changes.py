@@ -6,13 +6,13 @@ from sqlalchemy import select
 
 from engine.changes import CATEGORIES, CHANGE_TYPES, create_change, get_change, list_changes
 from engine.errors import ChangeflowError
+from engine.intake_preview import preview_change
 from engine.models import Service
-from engine.service_map import change_impact
-from engine.trace import change_trace
 from engine.transactions import run_command
 
 from ..extensions import db
 from . import blp
+from .evidence import change_page  # also registers the Evidence section's upload and download routes
 from .security import page, signed_in_user
 
 @blp.route("/changes", methods=["GET"])
@@ -33,9 +33,7 @@ def changes():
 def change(change_ref):
     """One change from request to closure: header, timeline, approvals, tasks, evidence, conflicts,
     impacted services, notifications and what the process waits for. Printable (the auditor's trace)."""
-    found = get_change(db.session, change_ref, signed_in_user())
-    return render_template("change.html", change=found, trace=change_trace(db.session, found),
-                           impact=change_impact(db.session, found))
+    return change_page(get_change(db.session, change_ref, signed_in_user()))
 
 
 CHANGE_FIELDS = ("title", "description", "change_type", "category", "template", "impact", "urgency",
@@ -61,30 +59,64 @@ def _change_form_data(form) -> dict:
     return data
 
 
+def _field_errors(error) -> dict:
+    """{field: message} from a schema's or the engine's refusal; "" holds what names no field."""
+    from marshmallow import ValidationError
+
+    if isinstance(error, ValidationError):
+        return {k: " ".join(v) if isinstance(v, list) else str(v) for k, v in error.messages.items()}
+    return {e.get("field", ""): e.get("message", "") for e in (error.errors or [])} or {"": error.message}
+
+
+def _preview(values: dict) -> tuple[dict | None, dict, int]:
+    """(preview, errors, status): the form through POST /api/changes/preview's schema and engine function."""
+    from marshmallow import ValidationError
+
+    from ..api.schemas import ChangePreview
+
+    try:
+        return preview_change(db.session, signed_in_user(), ChangePreview().load(values)), {}, 200
+    except ValidationError as error:
+        return None, _field_errors(error), 422
+    except ChangeflowError as error:
+        return None, _field_errors(error), error.status
+
+
 @blp.route("/changes/new", methods=["GET", "POST"])
 @page("change.create")
 def new_change():
-    """File a change: the same checks as POST /api/changes, with each problem shown at its field."""
+    """File a change: the same checks as POST /api/changes, with each problem shown at its field.
+    "Check risk and conflicts" shows the preview instead and files nothing."""
     from marshmallow import ValidationError
 
     from ..api.schemas import ChangeCreate
 
     values, errors, status = {"change_type": "normal", "impact": 3, "urgency": 3, "services": []}, {}, 200
-    if request.method == "POST":
+    preview = None
+    if request.method == "POST" and "check" in request.form:
+        values = _change_form_data(request.form)
+        preview, errors, status = _preview(values)
+    elif request.method == "POST":
         values = _change_form_data(request.form)
         user = signed_in_user()
         try:
             fields = ChangeCreate().load(values)
             created = run_command(db.session, user, create_change, user, fields)
-        except ValidationError as error:
-            errors, status = {k: " ".join(v) if isinstance(v, list) else str(v)
-                              for k, v in error.messages.items()}, 422
-        except ChangeflowError as error:
-            errors = {e.get("field", ""): e.get("message", "") for e in (error.errors or [])} or {"": error.message}
-            status = error.status
+        except (ValidationError, ChangeflowError) as error:
+            errors, status = _field_errors(error), getattr(error, "status", 422)
         else:
             flash(f"{created.number} filed: {created.state}, risk {created.risk or 'not assessed'}.", "ok")
             return redirect(url_for("pages.change", change_ref=created.number))
     services = db.session.scalars(select(Service).order_by(Service.key)).all()
     return render_template("new_change.html", values=values, errors=errors, services=services,
-                           categories=CATEGORIES, types=CHANGE_TYPES), status
+                           categories=CATEGORIES, types=CHANGE_TYPES, preview=preview,
+                           preview_errors=errors if "check" in request.form else {}), status
+
+
+@blp.route("/changes/new/preview", methods=["POST"])
+@page("change.create")
+def new_change_preview():
+    """The preview panel alone (an HTML fragment) for the page's script; files nothing."""
+    values = _change_form_data(request.form)
+    preview, errors, status = _preview(values)
+    return render_template("_change_preview.html", preview=preview, preview_errors=errors, values=values), status

@@ -6,7 +6,7 @@ import json
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from engine import permissions, runtime
+from engine import drafts, permissions, runtime
 from engine.db import utcnow
 from engine.errors import ChangeflowError, ValidationFailed
 from engine.evidence_rules import evidence_status
@@ -94,9 +94,11 @@ def _task_page(task_id: str):
 def task(task_id):
     """The form beside the change's context; a POST completes the task (errors shown at their fields)."""
     task, schema, ui_schema, context = _task_page(task_id)
-    errors, status = [], 200
+    errors, status, draft = [], 200, None
     if request.method == "GET":
+        draft = drafts.get_draft(db.session, task_id, signed_in_user())
         values = form_values(task.change, schema) if task.status == "ready" else (task.data or {})
+        values = draft.data if draft is not None else values
     else:
         user = signed_in_user()
         values = task_forms.parse(schema, request.form)
@@ -111,12 +113,32 @@ def task(task_id):
         else:
             flash(f"{task.name} done for {task.change.number}.", "ok")
             return redirect(url_for("pages.inbox"))
+    return _render_task(task, schema, ui_schema, context, values, errors, status, draft)
+
+
+@blp.route("/tasks/<task_id>/draft", methods=["POST"])
+@page("task.act")
+def task_draft(task_id):
+    """Save draft: keep what was entered, unvalidated, for whoever reopens the task; completes nothing."""
+    task, schema, ui_schema, context = _task_page(task_id)
+    values = task_forms.parse(schema, request.form)
+    user = signed_in_user()
+    try:
+        run_command(db.session, user, drafts.save_draft, task_id, user, values)
+    except ChangeflowError as error:
+        return _render_task(task, schema, ui_schema, context, values,
+                            [{"field": "", "message": error.message}], error.status, None)
+    flash("Draft saved. It is shown to whoever opens this task until the task is completed.", "ok")
+    return redirect(url_for("pages.task", task_id=task_id))
+
+
+def _render_task(task, schema, ui_schema, context, values, errors, status, draft):
     fields = task_forms.build(schema, ui_schema, values, errors)
     general = [e["message"] for e in errors if e.get("field") in ("", None)
                or not any(_has_path(f, e["field"]) for f in fields)]
     submit = (ui_schema.get("ui:submitButtonOptions") or {}).get("submitText", "Complete task")
     return render_template("task.html", task=task, schema=schema, fields=fields, general_errors=general,
-                           submit=submit, now=utcnow(), **context), status
+                           submit=submit, now=utcnow(), draft=draft, **context), status
 
 
 def _has_path(item, path: str) -> bool:

@@ -236,3 +236,19 @@ class Gate(Strict):
     state = fields.String()
     planned_start = fields.DateTime(allow_none=True)
     planned_end = fields.DateTime(allow_none=True)
+
+
+class ChangePreview(ChangeCreate):
+    """POST /api/changes/preview: the request of POST /api/changes; a title is not needed to assess it."""
+
+    title = fields.String(load_default="", validate=validate.Length(max=200))
+
+
+class ChangePreviewResult(Strict):
+    risk = fields.String(metadata={"description": "low, moderate or high, as the process would assess it"})
+    risk_reasons = fields.List(fields.String())
+    priority = fields.Integer(allow_none=True)
+    conflicts = fields.List(fields.Nested("Conflict"), metadata={
+        "description": "what the planned window collides with: changes, the implementer's bookings, "
+                       "maintenance windows, blackouts (empty without a window)"})
+    process = fields.Dict(metadata={"description": "the process (key, version) the change would start"})

@@ -46,3 +46,15 @@ class TaskComplete(Strict):
                        metadata={"description": "values for the task's form, validated by its JSON Schema"})
     override_reason = fields.String(load_default=None, validate=validate.Length(min=10, max=2000), metadata={
         "description": "admins only: decide an approval despite segregation of duties; recorded and audited"})
+
+
+class TaskDraftSave(Strict):
+    data = fields.Dict(keys=fields.String(), required=True, metadata={
+        "description": "the form's values as far as they were entered; not validated"})
+
+
+class TaskDraft(Strict):
+    task_id = fields.String()
+    data = fields.Dict()
+    saved_by = UsernameField()
+    saved_at = fields.DateTime()
