@@ -59,10 +59,17 @@ class Browser:
         self.problems: list[str] = []
         self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
         self.page.on("console", self._console)
+        self.page.on("response", self._response)
 
     def _console(self, message) -> None:
-        if message.type == "error" and "favicon" not in message.text:
+        # 4xx answers are logged by the browser too; they are the pages' expected refusals and form
+        # errors (422), so only server errors and missing assets count, from _response
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
             self.problems.append(f"console: {message.text}")
+
+    def _response(self, response) -> None:
+        if response.status >= 500 or (response.status == 404 and "/static/" in response.url):
+            self.problems.append(f"{response.status} {response.request.method} {response.url}")
 
     def sign_in(self, username: str) -> None:
         self.page.goto("/login")
