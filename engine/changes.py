@@ -96,13 +96,26 @@ def get_change(session: Session, change_ref: int | str, user: User) -> Change:
 
 
 def list_changes(session: Session, user: User, *, state=None, change_type=None, risk=None,
-                 service=None, requester=None, page=1, per_page=25) -> tuple[list[Change], int]:
+                 service=None, requester=None, planned_from=None, planned_until=None, closed_from=None,
+                 closed_until=None, outcome=None, page=1, per_page=25) -> tuple[list[Change], int]:
+    """`state` is one state or a tuple of them; planned_*/closed_* bound planned_start/closed_at as
+    [from, until); `outcome` is a tuple of close codes (engine/change_filters.py parses query strings)."""
     require(user, "change.read")
     query = select(Change)
     if not can(user, "change.read_all"):
         query = query.where(Change.requester_id == user.id)
-    if state:
+    if isinstance(state, (tuple, list)):
+        query = query.where(Change.state.in_(state))
+    elif state:
         query = query.where(Change.state == state)
+    for column, low, high in ((Change.planned_start, planned_from, planned_until),
+                              (Change.closed_at, closed_from, closed_until)):
+        if low is not None:
+            query = query.where(column >= low)
+        if high is not None:
+            query = query.where(column < high)
+    if outcome:
+        query = query.where(Change.close_code.in_(outcome))
     if change_type:
         query = query.where(Change.change_type == change_type)
     if risk:

@@ -57,6 +57,8 @@ MATRIX: dict[str, frozenset[str]] = {
     "job.retry": frozenset({"admin"}),
     "webhook.manage": frozenset({"admin"}),
     "me.notifications": EVERYONE,  # one's own notification preferences
+    # the dashboards: figures over every change, so not for requesters (they see only their own)
+    "dashboard.read": STAFF,
     # the web pages' sign-in and sign-out: open (the form itself checks the password)
     "session.login": frozenset({"*"}),
 }

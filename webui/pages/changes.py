@@ -1,9 +1,10 @@
 """Changes: the list, one change from request to closure, and filing a new one."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from engine.change_filters import InvalidFilter, parse_change_filters
 from engine.changes import CATEGORIES, CHANGE_TYPES, create_change, get_change, list_changes
 from engine.errors import ChangeflowError
 from engine.intake_preview import preview_change
@@ -18,14 +19,17 @@ from .security import page, signed_in_user
 @blp.route("/changes", methods=["GET"])
 @page("change.read")
 def changes():
-    """Changes the signed-in person may read (requesters: their own), newest first, with filters."""
-    state, change_type, risk = (request.args.get(n) or None for n in ("state", "type", "risk"))
+    """Changes the signed-in person may read (requesters: their own), newest first, with filters
+    (engine/change_filters.py; the dashboards link here with them). An unknown value is a 400."""
+    try:
+        filters = parse_change_filters(request.args)
+    except InvalidFilter as error:
+        abort(400, description=error.message)
     page_no = max(request.args.get("page", 1, type=int), 1)
-    rows, total = list_changes(db.session, signed_in_user(), state=state, change_type=change_type, risk=risk,
-                               service=request.args.get("service") or None, page=page_no, per_page=50)
+    rows, total = list_changes(db.session, signed_in_user(), **filters, page=page_no, per_page=50)
     return render_template("changes.html", changes=rows, total=total, page=page_no,
-                           filters={"state": state, "type": change_type, "risk": risk,
-                                    "service": request.args.get("service") or ""})
+                           filters={n: request.args.get(n) or "" for n in ("state", "type", "risk", "service", "from",
+                                                                         "to", "closed_from", "closed_to", "outcome")})
 
 
 @blp.route("/changes/<change_ref>", methods=["GET"])

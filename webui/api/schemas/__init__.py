@@ -13,3 +13,4 @@ from .schedule import *  # noqa: F401,F403
 from .windows import *  # noqa: F401,F403
 from .evidence import *  # noqa: F401,F403
 from .background import *  # noqa: F401,F403
+from .dashboard import *  # noqa: F401,F403
