@@ -28,6 +28,20 @@ def change_id(api, number: str) -> int:
     return next(c["id"] for c in rows if c["number"] == number)
 
 
+def add_evidence(person, number: str, kind: str, *, file=None, url=None) -> None:
+    page = person.page
+    page.goto(f"/changes/{number}#evidence")
+    form = page.locator("form.evidence-upload")
+    form.get_by_label("Kind").select_option(kind)
+    if file:
+        name, content = file
+        form.get_by_label("File").set_input_files({"name": name, "mimeType": "text/plain", "buffer": content})
+    else:
+        form.get_by_label("URL").fill(url)
+    form.get_by_role("button", name="Add evidence").click()
+    expect(page.locator("#evidence table")).to_contain_text(kind.replace("_", " "))
+
+
 def file_the_change(alice) -> str:
     page = alice.page
     page.get_by_role("link", name="New change").click()
@@ -65,7 +79,9 @@ def test_a_normal_change_from_request_to_closure_by_clicking(browser_for, api):
     page.get_by_role("button", name="Submit decision").click()
     expect(page.locator(".flash.ok")).to_be_visible()
 
-    api.attach(cid, "test_result", "business_sign_off")  # what an application release needs before implementing
+    # what an application release needs before implementing: a test report (a file) and a sign-off (a link)
+    add_evidence(alice, number, "test_result", file=("regression.txt", b"412 passed, 0 failed\n"))
+    add_evidence(alice, number, "business_sign_off", url="https://tickets.example.com/SIGN-42")
     page = open_task(morgan, number, "Schedule change")
     page.get_by_label("Implementer").fill("ivan")
     page.get_by_role("button", name="Schedule").click()
@@ -83,7 +99,7 @@ def test_a_normal_change_from_request_to_closure_by_clicking(browser_for, api):
     page.get_by_role("button", name="Record implementation").click()
     expect(page.locator(".flash.ok")).to_be_visible()
 
-    api.attach(cid, "verification", user="ivan")
+    add_evidence(ivan, number, "verification", url="https://monitoring.example.com/crm-web/after-5.3")
     page = open_task(morgan, number, "Post-implementation review")
     page.get_by_label("Successful", exact=True).check()
     page.get_by_label("Closure notes").fill("Release is live, no incidents.")
@@ -108,6 +124,10 @@ def test_a_normal_change_from_request_to_closure_by_clicking(browser_for, api):
     assert page.locator(".djs-element.djs-shape.cf-not-taken").count() > 0  # e.g. rejection and rework
     assert page.locator(".djs-connection.cf-taken").count() >= 5
     alice.screenshot("change-closed-with-path")
+    with page.expect_download() as download:
+        page.locator("#evidence").get_by_role("link", name=re.compile("Download")).first.click()
+    assert download.value.suggested_filename == "regression.txt"
+    assert open(download.value.path(), "rb").read() == b"412 passed, 0 failed\n"
 
 
 def test_the_auditor_reads_the_whole_trace_on_one_printable_page(browser_for, api):

@@ -22,7 +22,12 @@ function draw(table) {
   const kind = table.dataset.chart;
   const datasets = names.map((name, i) => ({
     label: name.trim(),
-    data: rows.map((row) => Number(row.cells[i + 1]?.textContent.trim() || 0)),
+    // an empty cell is "no value" (a month with nothing closed), not zero
+    data: rows.map((row) => {
+      const text = row.cells[i + 1]?.textContent.trim() ?? "";
+      return text === "" ? null : Number(text.replace(/[^\d.-]/g, ""));
+    }),
+    spanGaps: true,
     backgroundColor: kind === "doughnut" ? PALETTE : PALETTE[i % PALETTE.length],
     borderColor: PALETTE[i % PALETTE.length],
   }));
