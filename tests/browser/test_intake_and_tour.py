@@ -77,3 +77,24 @@ def test_a_dashboard_bar_opens_the_list_behind_it(browser_for, api):
     morgan.screenshot("drill-down")
     page.go_back()
     expect(page.locator("h1")).to_have_text("Dashboards")
+
+
+def test_a_standard_change_is_filed_by_picking_its_template(browser_for, api):
+    from tests.test_templates import active_template
+
+    active_template(api)  # "intranet-news", approved by the change manager
+    alice = browser_for("alice")
+    page = alice.page
+    page.goto("/changes/new")
+    page.get_by_label("Title").fill("Publish the holiday rota")
+    page.get_by_label("Type").select_option("standard")
+    picker = page.get_by_label("Standard-change template")
+    assert "at most low risk" in picker.locator("option[value=intranet-news]").inner_text()
+    picker.select_option("intranet-news")
+    page.get_by_label(re.compile(r"^\s*Intranet")).check()
+    page.get_by_label("Impact").select_option("3")
+    page.get_by_label("Urgency").select_option("3")
+    page.get_by_role("button", name="File change").click()
+    page.wait_for_url(re.compile(r"/changes/CHG\d+$"))
+    expect(page.locator(".change-head")).to_contain_text("standard")
+    alice.screenshot("standard-change-filed")

@@ -143,7 +143,18 @@ def test_the_auditor_reads_the_whole_trace_on_one_printable_page(browser_for, ap
     assert page.locator('.djs-element.cf-completed[data-element-id="Task_Authorize"]').count() == 1
     assert page.locator(".djs-element.cf-active").count() >= 1
     assert page.locator("main form").count() == 0  # nothing to change for an auditor
+    # tabs: one section at a time, chosen by the URL, so the back button works
+    page.locator("nav.tabs").get_by_role("link", name="Approvals").click()
+    expect(page.locator("#approvals")).to_be_visible()
+    expect(page.locator("#timeline")).to_be_hidden()
+    page.locator("nav.tabs").get_by_role("link", name="Process").click()
+    expect(page.locator("#process .djs-element.cf-completed").first).to_be_visible()
+    audrey.screenshot("trace-process-tab")
+    page.go_back()
+    expect(page.locator("#approvals")).to_be_visible()
+    expect(page.locator("#process")).to_be_hidden()
     page.emulate_media(media="print")
+    expect(page.locator("#timeline")).to_be_visible()
     expect(page.locator("header.top nav")).to_be_hidden()
     audrey.screenshot("trace-print")
 

@@ -114,6 +114,7 @@ def new_change():
     services = db.session.scalars(select(Service).order_by(Service.key)).all()
     return render_template("new_change.html", values=values, errors=errors, services=services,
                            categories=CATEGORIES, types=CHANGE_TYPES, preview=preview,
+                           templates=_standard_templates(),
                            preview_errors=errors if "check" in request.form else {}), status
 
 
@@ -124,3 +125,16 @@ def new_change_preview():
     values = _change_form_data(request.form)
     preview, errors, status = _preview(values)
     return render_template("_change_preview.html", preview=preview, preview_errors=errors, values=values), status
+
+
+def _standard_templates() -> list[tuple[str, str]]:
+    """(key, label) of each active standard-change template, for the picker."""
+    from engine.templates import active_version, list_templates
+
+    picked = []
+    for template in list_templates(db.session, signed_in_user(), status="active"):
+        version = active_version(template)
+        if version is not None:
+            services = ", ".join(version.allowed_services) or "any service"
+            picked.append((template.key, f"{version.name} ({template.key}; {services}; at most {version.max_risk} risk)"))
+    return picked

@@ -14,7 +14,17 @@ async function show(figure) {
     showError(figure, `The diagram could not be shown: ${error.message}`);
     return;
   }
-  viewer.get("canvas").zoom("fit-viewport", "auto");
+  fitWhenShown(viewer, canvasElement);
   markPath(viewer, JSON.parse(figure.dataset.completed || "[]"), JSON.parse(figure.dataset.active || "[]"));
   figure.dataset.rendered = "true";  // browser tests wait for this
+}
+
+// A diagram in a hidden tab has no size yet: fit it when it first gets one.
+function fitWhenShown(viewer, element) {
+  const fit = () => { viewer.get("canvas").resized(); viewer.get("canvas").zoom("fit-viewport", "auto"); };
+  if (element.clientWidth) { fit(); return; }
+  const observer = new ResizeObserver(() => {
+    if (element.clientWidth) { observer.disconnect(); fit(); }
+  });
+  observer.observe(element);
 }
