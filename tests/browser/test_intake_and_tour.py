@@ -47,17 +47,25 @@ TOUR = {
 def test_every_page_renders_cleanly_for_each_role(browser_for, api, who):
     change = api.submit()
     api.act("morgan", change["id"], {"decision": "approve", "comment": "ok"})
-    person = browser_for(who)
+    for width, height in ((1280, 900), (390, 844)):
+        person = browser_for(who, width=width, height=height)
+        for path in TOUR[who] + [f"/changes/{change['number']}"]:
+            visit(person, path)
+            overflow = person.page.evaluate("document.documentElement.scrollWidth")
+            assert overflow <= width + 1, f"{path} is {overflow} px wide on a {width} px screen"
+
+
+def visit(person, path: str) -> None:
     page = person.page
-    for path in TOUR[who] + [f"/changes/{change['number']}"] * (who != "alice" or 1):
-        answer = page.goto(path)
-        assert answer.status == 200, (who, path, answer.status)
-        expect(page.locator("main h1").first).to_be_visible()
-        if page.locator("[data-bpmn-viewer], [data-modeller]").count():
-            page.wait_for_selector("[data-rendered=true], [data-loaded=true]")
-        if page.locator("table.chart").count():
-            page.wait_for_selector("table.chart[data-charted=true]", state="attached")
-        person.screenshot(re.sub(r"[^\w]+", "-", path).strip("-") or "home")
+    answer = page.goto(path)
+    assert answer.status == 200, (path, answer.status)
+    expect(page.locator("main h1").first).to_be_visible()
+    if page.locator("[data-bpmn-viewer], [data-modeller]").count():
+        page.wait_for_selector("[data-rendered=true], [data-loaded=true]")
+    if page.locator("table.chart").count():
+        page.wait_for_selector("table.chart[data-charted=true]", state="attached")
+    width = page.viewport_size["width"]
+    person.screenshot(f"{width}px-" + (re.sub(r"[^\w]+", "-", path).strip("-") or "home"))
 
 
 def test_a_dashboard_bar_opens_the_list_behind_it(browser_for, api):

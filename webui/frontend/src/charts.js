@@ -30,7 +30,10 @@ function draw(table) {
     spanGaps: true,
     backgroundColor: kind === "doughnut" ? PALETTE : PALETTE[i % PALETTE.length],
     borderColor: PALETTE[i % PALETTE.length],
+    // a second series is another unit (minutes beside counts, hours beside counts): its own axis
+    yAxisID: i === 1 && kind !== "doughnut" ? "y1" : "y",
   }));
+  const twoUnits = names.length > 1 && kind !== "doughnut";
 
   const figure = document.createElement("figure");
   figure.className = "chart-figure";
@@ -57,7 +60,11 @@ function draw(table) {
       maintainAspectRatio: false,
       animation: false,
       plugins: { legend: { display: names.length > 1 || kind === "doughnut" } },
-      scales: kind === "doughnut" ? {} : { y: { beginAtZero: true, ticks: { precision: 0 } } },
+      scales: kind === "doughnut" ? {} : {
+        y: { beginAtZero: true, ticks: { precision: 0 }, title: { display: twoUnits, text: names[0] } },
+        ...(twoUnits ? { y1: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false },
+                                title: { display: true, text: names[1] } } } : {}),
+      },
       onHover: (event, elements) => {
         event.native.target.classList.toggle("clickable", elements.length > 0);
       },
