@@ -18,6 +18,7 @@ from .conflicts import Proposal, detect
 from .decisions import evaluate_decision, highest_risk
 from .definitions import latest_version
 from .errors import NotFound
+from .evidence_rules import STAGES, required_evidence
 from .models import User
 from .permissions import require
 from .projection import process_data, risk_inputs
@@ -28,7 +29,8 @@ PREAPPROVED_REASON = "Pre-approved standard change"
 
 
 def preview_change(session: Session, actor: User, fields: dict) -> dict:
-    """{risk, risk_reasons, priority, conflicts, process} for a request checked by the API schema.
+    """{risk, risk_reasons, priority, conflicts, evidence_required, process} for a request checked by
+    the API schema (`evidence_required`: the kinds the category will need per stage, from evidence.dmn).
 
     Refuses (422, naming the field) what filing would refuse before the process starts.
     """
@@ -53,9 +55,11 @@ def preview_change(session: Session, actor: User, fields: dict) -> dict:
             proposal = Proposal(change.planned_start, change.planned_end, tuple(s.id for s in change.services),
                                 change_type, change.implementer.id if change.implementer else None)
             conflicts = detect(session, proposal)
+            evidence = {stage: required_evidence(change, stage, version) for stage in STAGES}
         finally:
             if change in session:
                 session.expunge(change)
     return {"risk": risk, "risk_reasons": reasons, "priority": priority,
             "conflicts": [c.as_dict() for c in conflicts],
+            "evidence_required": evidence,
             "process": {"key": version.process_key, "version": version.version}}

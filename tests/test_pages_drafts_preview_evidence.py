@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 
-from .client import NORMAL_CHANGE
+from .client import NORMAL_CHANGE, REQUIRED_EVIDENCE
 from .test_pages import csrf, sign_in
 from .test_templates import STANDARD, active_template
 
@@ -95,6 +95,10 @@ def test_the_preview_shows_the_risk_the_filed_change_gets_and_files_nothing(app,
     preview = api.post("/api/changes/preview", "alice", json={**NORMAL_CHANGE, "services": ["payroll"],
                                                               "impact": 1, "urgency": 2, "title": "x"}).get_json()
     assert _changes_filed(api) == 0  # three previews, nothing filed
+    before, after = REQUIRED_EVIDENCE[NORMAL_CHANGE["category"]]  # what evidence.dmn asks of the category
+    assert preview["evidence_required"] == {"implement": sorted(before), "close": sorted(after)}
+    payroll_before, _ = REQUIRED_EVIDENCE[PAYROLL["category"]]
+    assert "Before implementation: " + ", ".join(k.replace("_", " ") for k in sorted(payroll_before)) in html
 
     filed = client.post("/changes/new", data={"csrf_token": csrf(page), **PAYROLL})
     assert filed.status_code == 302

@@ -23,9 +23,7 @@ def open_task(person, number: str, task_name: str):
 
 
 def change_id(api, number: str) -> int:
-    listed = api.get("/api/changes", "audrey").get_json()
-    rows = listed["items"] if isinstance(listed, dict) else listed
-    return next(c["id"] for c in rows if c["number"] == number)
+    return next(c["id"] for c in api.get("/api/changes", "audrey").get_json()["items"] if c["number"] == number)
 
 
 def add_evidence(person, number: str, kind: str, *, file=None, url=None) -> None:

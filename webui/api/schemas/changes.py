@@ -251,4 +251,6 @@ class ChangePreviewResult(Strict):
     conflicts = fields.List(fields.Nested("Conflict"), metadata={
         "description": "what the planned window collides with: changes, the implementer's bookings, "
                        "maintenance windows, blackouts (empty without a window)"})
+    evidence_required = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), metadata={
+        "description": "stage (implement, close) → the evidence kinds the category will need then (evidence.dmn)"})
     process = fields.Dict(metadata={"description": "the process (key, version) the change would start"})
