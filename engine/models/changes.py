@@ -56,13 +56,14 @@ class Change(Base):
     emergency_reason: Mapped[str] = mapped_column(Text, default="")
     incident_ref: Mapped[str | None] = mapped_column(String(64))
     cost_estimate: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    cost_actual: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))  # recorded at the review
     implementation_result: Mapped[str | None] = mapped_column(String(32))
     close_code: Mapped[str | None] = mapped_column(String(32))
     requester_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     implementer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # Incremented each time the change enters authorization; a rework starts a new round.
     approval_round: Mapped[int] = mapped_column(default=0)
     template_version_id: Mapped[int | None] = mapped_column(ForeignKey("template_versions.id"), index=True)

@@ -16,6 +16,7 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(200), default="")
     email: Mapped[str | None] = mapped_column(String(254))
     roles: Mapped[list] = mapped_column(default=list)
+    team: Mapped[str | None] = mapped_column(String(64))  # the implementing team, for reports
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     # Secret in the user's iCalendar feed URL (calendar apps cannot send bearer tokens).
