@@ -59,6 +59,13 @@ MATRIX: dict[str, frozenset[str]] = {
     "me.notifications": EVERYONE,  # one's own notification preferences
     # the dashboards: figures over every change, so not for requesters (they see only their own)
     "dashboard.read": STAFF,
+    # management and audit reports: the routes need report.read; each kind has its own rule too
+    "report.read": STAFF,
+    "report.leadership": frozenset({"change_manager", "cab_member", "admin", "auditor"}),
+    "report.service_owner": frozenset({"service_owner", "change_manager", "admin", "auditor"}),
+    "report.steering": frozenset({"change_manager", "cab_member", "admin", "auditor"}),
+    "report.audit": frozenset({"auditor", "admin", "change_manager"}),
+    "report.success_score": frozenset({"change_manager", "service_owner", "cab_member", "admin", "auditor"}),
     # the web pages' sign-in and sign-out: open (the form itself checks the password)
     "session.login": frozenset({"*"}),
 }

@@ -298,5 +298,57 @@ def demo(host, port):
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
+@main.command("report")
+@click.argument("kind")
+@click.option("--from", "first_day", help="First day, inclusive (2026-10-01).")
+@click.option("--to", "last_day", help="Last day, inclusive (2026-12-31).")
+@click.option("--period", help="Instead of --from/--to: a month (2026-11) or a quarter (2026-Q4).")
+@click.option("--service", help="Only changes touching this service (its key).")
+@click.option("--category", help="Only changes of this category.")
+@click.option("--format", "fmt", type=click.Choice(["pdf", "csv", "json"]), default="pdf", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+              help="The file to write; '-' for standard output. Default: a name from the kind and period.")
+@click.option("--as-user", "username", help="Check this user's permission to read the report.")
+@with_appcontext
+def report_command(kind, first_day, last_day, period, service, category, fmt, output, username):
+    """Export a report (leadership, service-owner, steering, audit, success-score, …) for a period."""
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from engine import reports
+    from engine.models import User
+    from engine.reports import export
+    from engine.reports.scope import parse_scope
+
+    session = _session()
+    try:
+        scope = parse_scope({"from": first_day, "to": last_day, "period": period, "service": service,
+                             "category": category})
+        user = None
+        if username:
+            user = session.scalar(select(User).where(User.username == username))
+            if user is None:
+                raise click.BadParameter(f"no user '{username}'", param_hint="--as-user")
+        steps = ["query the database", f"render {fmt.upper()}", "write the file"]
+        with click.progressbar(steps, label=f"{kind} {scope.label}", file=sys.stderr,
+                               item_show_func=lambda step: step or "") as bar:
+            for step in bar:
+                if step == steps[0]:
+                    report = reports.build_report(session, user, kind, scope, check_permission=user is not None)
+                elif step == steps[1]:
+                    content = export.export(report, fmt)
+                else:
+                    target = output or export.filename(report, fmt)
+                    if target == "-":
+                        sys.stdout.buffer.write(content)
+                    else:
+                        Path(target).write_bytes(content)
+    except ChangeflowError as error:
+        _fail(error)
+    if target != "-":
+        click.echo(f"wrote {target} ({len(content)} bytes)", err=True)
+
+
 if __name__ == "__main__":
     main()
