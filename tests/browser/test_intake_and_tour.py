@@ -37,10 +37,12 @@ def test_risk_and_conflicts_update_while_the_window_is_chosen(browser_for, api):
 TOUR = {
     "alice": ["/inbox", "/changes", "/changes/new", "/calendar", "/calendar?view=week"],
     "morgan": ["/inbox", "/changes", "/calendar", "/dashboards", "/processes", "/admin", "/admin/services",
-               "/admin/windows", "/admin/templates"],
+               "/admin/windows", "/admin/templates", "/reports", "/reports/leadership",
+               "/reports/leadership/changes?metric=requested"],
     "paula": ["/processes", "/processes/normal_change", "/processes/new"],
     "ada": ["/admin", "/admin/users", "/admin/outbox", "/admin/services", "/admin/windows", "/admin/templates"],
-    "audrey": ["/changes", "/dashboards", "/processes", "/admin/outbox", "/admin/users"],
+    "audrey": ["/changes", "/dashboards", "/processes", "/admin/outbox", "/admin/users", "/reports",
+               "/reports/leadership?period=2026-12"],
 }
 
 

@@ -30,10 +30,12 @@ function draw(table) {
     spanGaps: true,
     backgroundColor: kind === "doughnut" ? PALETTE : PALETTE[i % PALETTE.length],
     borderColor: PALETTE[i % PALETTE.length],
-    // a second series is another unit (minutes beside counts, hours beside counts): its own axis
-    yAxisID: i === 1 && kind !== "doughnut" ? "y1" : "y",
   }));
-  const twoUnits = names.length > 1 && kind !== "doughnut";
+  // data-units (e.g. "hours,hours") says when the series share one unit and so one axis
+  const units = (table.dataset.units || "").split(",");
+  const twoUnits = names.length > 1 && kind !== "doughnut" && !(units.length > 1 && units.every((u) => u === units[0]));
+  // a second series of another unit (minutes beside counts, hours beside counts) gets its own axis
+  if (twoUnits) datasets[1].yAxisID = "y1";
 
   const figure = document.createElement("figure");
   figure.className = "chart-figure";
