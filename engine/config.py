@@ -69,6 +69,10 @@ class Settings:
     # Personal webhooks (set by any user) may not reach loopback or private addresses unless allowed:
     # otherwise a requester could make workers POST into the internal network.
     webhook_allow_private: bool = False
+    # Sign-in throttling: failed passwords per username and per client address within the window
+    login_max_failures: int = 5
+    login_address_max_failures: int = 20
+    login_window_seconds: float = 900.0
 
     def __post_init__(self):
         if self.evidence_dir is None:  # outside the web root: files are only served through the API
@@ -96,6 +100,9 @@ class Settings:
             job_max_attempts=int(os.environ.get("CHANGEFLOW_JOB_MAX_ATTEMPTS") or 6),
             webhook_timeout=float(os.environ.get("CHANGEFLOW_WEBHOOK_TIMEOUT") or 10),
             webhook_allow_private=_flag(os.environ.get("CHANGEFLOW_WEBHOOK_ALLOW_PRIVATE"), False),
+            login_max_failures=int(os.environ.get("CHANGEFLOW_LOGIN_MAX_FAILURES") or 5),
+            login_address_max_failures=int(os.environ.get("CHANGEFLOW_LOGIN_ADDRESS_MAX_FAILURES") or 20),
+            login_window_seconds=float(os.environ.get("CHANGEFLOW_LOGIN_WINDOW_SECONDS") or 900),
         )
         values.update(overrides)
         return cls(**values)
