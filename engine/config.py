@@ -73,6 +73,12 @@ class Settings:
     login_max_failures: int = 5
     login_address_max_failures: int = 20
     login_window_seconds: float = 900.0
+    # Optional single sign-on through OpenID Connect (off unless an issuer is set)
+    oidc_issuer: str | None = None
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(repr=False, default="")
+    oidc_username_claim: str = "preferred_username"
+    oidc_label: str = "single sign-on"
 
     def __post_init__(self):
         if self.evidence_dir is None:  # outside the web root: files are only served through the API
@@ -103,6 +109,11 @@ class Settings:
             login_max_failures=int(os.environ.get("CHANGEFLOW_LOGIN_MAX_FAILURES") or 5),
             login_address_max_failures=int(os.environ.get("CHANGEFLOW_LOGIN_ADDRESS_MAX_FAILURES") or 20),
             login_window_seconds=float(os.environ.get("CHANGEFLOW_LOGIN_WINDOW_SECONDS") or 900),
+            oidc_issuer=(os.environ.get("CHANGEFLOW_OIDC_ISSUER") or "").rstrip("/") or None,
+            oidc_client_id=os.environ.get("CHANGEFLOW_OIDC_CLIENT_ID", ""),
+            oidc_client_secret=os.environ.get("CHANGEFLOW_OIDC_CLIENT_SECRET", ""),
+            oidc_username_claim=os.environ.get("CHANGEFLOW_OIDC_USERNAME_CLAIM") or "preferred_username",
+            oidc_label=os.environ.get("CHANGEFLOW_OIDC_LABEL") or "single sign-on",
         )
         values.update(overrides)
         return cls(**values)

@@ -10,5 +10,5 @@ from flask import Blueprint
 
 blp = Blueprint("pages", __name__)
 
-from . import admin, calendar, changes, dashboards, processes, reports, security, signin, tasks  # noqa: E402,F401  (routes and hooks)
+from . import admin, calendar, changes, dashboards, processes, reports, security, signin, sso, tasks  # noqa: E402,F401  (routes and hooks)
 from . import admin_common, admin_services, admin_templates, admin_users, admin_windows  # noqa: E402,F401

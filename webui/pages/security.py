@@ -99,5 +99,7 @@ def _security_headers(response):
 
 @blp.app_context_processor
 def _template_globals():
-    return {"csrf_token": csrf_token, "me": signed_in_user,
+    from .sso import sso_enabled
+
+    return {"csrf_token": csrf_token, "me": signed_in_user, "sso_enabled": sso_enabled,
             "may": lambda action: permissions.can(signed_in_user(), action)}
