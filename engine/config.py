@@ -15,6 +15,20 @@ def _default_instance_dir() -> Path:
     return Path(os.environ.get("CHANGEFLOW_INSTANCE_DIR", PROJECT_ROOT / "instance"))
 
 
+def mask_url(url) -> str:
+    """A URL as it may be printed: any password replaced by ***."""
+    if not url:
+        return repr(url)
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(str(url))
+    if parts.password is None:
+        return repr(str(url))
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return repr(urlunsplit(parts._replace(netloc=netloc)))
+
+
 def _flag(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
@@ -79,6 +93,15 @@ class Settings:
     oidc_client_secret: str = field(repr=False, default="")
     oidc_username_claim: str = "preferred_username"
     oidc_label: str = "single sign-on"
+
+    def __repr__(self) -> str:
+        # settings get printed and logged; passwords inside the database and Redis URLs must not be
+        shown = []
+        for name, spec in self.__dataclass_fields__.items():
+            if spec.repr:
+                value = getattr(self, name)
+                shown.append(f"{name}={mask_url(value) if name.endswith('_url') else value!r}")
+        return f"Settings({', '.join(shown)})"
 
     def __post_init__(self):
         if self.evidence_dir is None:  # outside the web root: files are only served through the API

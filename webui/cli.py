@@ -8,7 +8,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from engine import accounts, definitions, demo as demo_data, migrate
-from engine.config import Settings
+from engine.config import Settings, mask_url
 from engine.errors import ChangeflowError
 
 
@@ -225,6 +225,38 @@ def services_import(file, update):
                f"{summary['dependencies_unchanged']} unchanged")
 
 
+@main.group()
+def audit():
+    """The tamper-evident audit trail."""
+
+
+@audit.command("verify")
+@click.option("--change", "number", help="Only this change's chain (its number, e.g. CHG0000042).")
+@with_appcontext
+def audit_verify(number):
+    """Recompute every audit chain; name the first broken event of each and exit 1 if any is."""
+    from sqlalchemy import select
+
+    from engine.audit_chain import verify
+    from engine.errors import NotFound
+    from engine.models import Change
+
+    session = _session()
+    change = None
+    if number:
+        change = session.scalar(select(Change).where(Change.number == number))
+        if change is None:
+            _fail(NotFound(f"Change {number} does not exist."))
+    result = verify(session, change)
+    if result.ok:
+        click.echo(f"ok: {result.events} events in {result.chains} chains")
+        return
+    for broken in result.breaks:
+        click.echo(f"broken: {broken.describe()}")
+    click.echo(f"{len(result.breaks)} broken, {result.events} events in {result.chains} chains")
+    sys.exit(1)
+
+
 @main.command("serve")
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -281,7 +313,7 @@ def demo(host, port):
         people = demo_data.seed(session)
         session.commit()
     click.echo(f"Changeflow demo on http://{host}:{port}/  (API docs: http://{host}:{port}/api/docs)")
-    click.echo(f"database: {settings.database_url}")
+    click.echo(f"database: {mask_url(settings.database_url).strip(chr(39))}")
     click.echo("demo users (token = 'Authorization: Bearer <token>'):")
     for username, roles, token in people:
         click.echo(f"  {username:<8} {', '.join(roles):<20} {token}")
