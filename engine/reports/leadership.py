@@ -140,9 +140,7 @@ def _lead_times(session: Session, scope: Scope) -> Table:
                  .outerjoin(authorized, authorized.c.change_id == Change.id)
                  .outerjoin(implemented, implemented.c.change_id == Change.id)
                  .where(metric("closed", scope), start.isnot(None), end.isnot(None)).subquery())
-        values = percentiles(session, hours)
-        count = session.scalar(select(func.count()).select_from(hours))
-        rows.append({"label": label, "changes": count, "median": _round(values[0.5]), "p90": _round(values[0.9])})
+        rows.append(_spread(session, label, "changes", hours))
     return Table("lead_times", "Lead times of the changes closed (hours)", [
         Column("label", "Stage", "text"), Column("changes", "Changes"), Column("median", "Median", "hours"),
         Column("p90", "90th percentile", "hours")], rows, chart="bar", chart_columns=["median", "p90"])
@@ -156,9 +154,7 @@ def _approval_ages(session: Session, scope: Scope) -> Table:
     for step in steps:
         hours = (select(hours_between(session, Task.created_at, Approval.decided_at).label("hours"))
                  .join(Task, Task.id == Approval.task_id).where(decided, Approval.step == step).subquery())
-        values = percentiles(session, hours)
-        count = session.scalar(select(func.count()).select_from(hours))
-        rows.append({"label": step, "decisions": count, "median": _round(values[0.5]), "p90": _round(values[0.9])})
+        rows.append(_spread(session, step, "decisions", hours))
     return Table("approval_ages", "Approval ages: from request to decision (hours)", [
         Column("label", "Step", "text"), Column("decisions", "Decisions"), Column("median", "Median", "hours"),
         Column("p90", "90th percentile", "hours")], rows, chart="bar", chart_columns=["median", "p90"])
@@ -202,6 +198,13 @@ def _cab(session: Session, scope: Scope) -> Table:
         {"label": "Decisions recorded at meetings", "value": decisions},
         {"label": "Decisions per meeting", "value": round(decisions / meetings, 1) if meetings else None},
     ])
+
+
+def _spread(session: Session, label: str, counted: str, hours) -> dict:
+    """A table row: how many values `hours` (a one-column subquery) holds, their median and p90."""
+    values = percentiles(session, hours)
+    count = session.scalar(select(func.count()).select_from(hours))
+    return {"label": label, counted: count, "median": _round(values[0.5]), "p90": _round(values[0.9])}
 
 
 def _round(value):

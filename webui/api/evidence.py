@@ -1,17 +1,18 @@
 """Evidence on a change: upload files and links, list every version, download with an audit trail."""
 from __future__ import annotations
 
-from flask import current_app, jsonify, request, send_file
+from flask import current_app, jsonify, request
 from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from engine import changes as change_service
 from engine import evidence
-from engine.evidence_files import EvidenceStore, EvidenceTooLarge, served_type
+from engine.evidence_files import EvidenceStore, EvidenceTooLarge
 from engine.transactions import run_command
 
 from ..auth import current_user, permission
+from ..downloads import evidence_attachment
 from ..extensions import db
 from . import schemas
 
@@ -103,9 +104,4 @@ def download(evidence_id):
     """The stored file, as an attachment with its sanitised name. Every download is audited."""
     user = current_user()
     row, path = run_command(db.session, user, evidence.open_download, evidence_id, user, _store())
-    response = send_file(path, mimetype=served_type(row.content_type), as_attachment=True,
-                         download_name=row.filename or "evidence", conditional=False, etag=row.sha256)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "sandbox"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return evidence_attachment(row, path)

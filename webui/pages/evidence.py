@@ -6,14 +6,14 @@ schemas, the same size limit, applied before the body is read); downloads throug
 """
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from engine import evidence, permissions
 from engine.changes import get_change
 from engine.errors import ChangeflowError, NotFound
-from engine.evidence_files import EvidenceStore, served_type
+from engine.evidence_files import EvidenceStore
 from engine.evidence_rules import STAGE_WORDS
 from engine.models import EVIDENCE_KINDS
 from engine.operators import FINAL_STATES
@@ -22,6 +22,7 @@ from engine.trace import change_trace
 from engine.transactions import run_command
 
 from ..api.evidence import MULTIPART_OVERHEAD
+from ..downloads import evidence_attachment
 from ..extensions import db
 from . import blp
 from .security import page, signed_in_user
@@ -138,9 +139,4 @@ def download_evidence(change_ref, evidence_id):
     if evidence.get_evidence(db.session, evidence_id, user).evidence.change_id != change.id:
         raise NotFound(f"Change {change.number} has no evidence {evidence_id}.")
     row, path = run_command(db.session, user, evidence.open_download, evidence_id, user, _store())
-    response = send_file(path, mimetype=served_type(row.content_type), as_attachment=True,
-                         download_name=row.filename or "evidence", conditional=False, etag=row.sha256)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "sandbox"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return evidence_attachment(row, path)
