@@ -1,4 +1,7 @@
-"""Writing audit events. The table is append-only: this module only ever inserts."""
+"""Writing audit events. The table is append-only: this module only ever inserts.
+
+Each event is chained (seq, prev_hash, hash) when the session flushes it — engine/audit_chain.py.
+"""
 from __future__ import annotations
 
 from sqlalchemy.orm import Session

@@ -7,6 +7,7 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .audit_chain import chain_of, verify_events
 from .evidence_rules import evidence_status
 from .follow_ups import change_follow_ups
 from .models import Approval, AuditEvent, Evidence, Incident, Job, Notification, ProcessInstance, Task
@@ -15,8 +16,9 @@ from .runtime import load_workflow, workflow_elements
 
 def change_trace(session: Session, change) -> dict:
     instance = session.scalar(select(ProcessInstance).where(ProcessInstance.change_id == change.id))
-    events = session.scalars(select(AuditEvent).where(AuditEvent.change_id == change.id)
-                             .order_by(AuditEvent.id)).all()
+    # chain order: the order verify checks, so what the trace shows is what the hashes vouch for
+    events = session.scalars(select(AuditEvent).where(AuditEvent.chain == chain_of(change.id))
+                             .order_by(AuditEvent.seq)).all()
     tasks = session.scalars(select(Task).where(Task.change_id == change.id)
                             .order_by(Task.created_at, Task.id)).all()
     approvals = session.scalars(select(Approval).where(Approval.change_id == change.id)
@@ -36,14 +38,23 @@ def change_trace(session: Session, change) -> dict:
             "completed_element_ids": completed,
             "active_element_ids": active,
         }
-    return {"change": change, "events": events, "tasks": tasks, "approvals": approvals,
-            "incidents": incidents, "diagram": diagram, "evidence": _evidence(session, change),
+    return {"change": change, "events": events, "audit_chain": _chain_status(change, events), "tasks": tasks,
+            "approvals": approvals, "incidents": incidents, "diagram": diagram, "evidence": _evidence(session, change),
             "evidence_requirements": evidence_status(
                 session, change, instance.process_version if instance is not None else None),
             "follow_ups": change_follow_ups(session, change),
             "notifications": session.scalars(select(Notification).where(Notification.change_id == change.id)
                                              .order_by(Notification.id)).all(),
             "waiting_for": waits}
+
+
+def _chain_status(change, events) -> dict:
+    """Whether the change's chain checks out; keep head_hash elsewhere to notice a rewrite later."""
+    chain = chain_of(change.id)
+    count, broken = verify_events(chain, events)
+    return {"chain": chain, "events": count, "head_hash": events[-1].hash if events else None,
+            "intact": broken is None and count > 0,
+            "first_broken": broken.describe() if broken else None if count else "the change has no audit events"}
 
 
 def _waits(session: Session, instance, workflow) -> list[dict]:

@@ -115,6 +115,18 @@ class AuditEvent(Strict):
     element_id = fields.String(allow_none=True)
     task_id = fields.String(allow_none=True)
     data = fields.Dict()
+    seq = fields.Integer(metadata={"description": "position in the change's audit hash chain, from 1"})
+    prev_hash = fields.String(metadata={"description": "hash of the event before it (64 zeros for the first)"})
+    hash = fields.String(metadata={"description": "SHA-256 of this event's content and prev_hash (docs/security.md)"})
+
+
+class AuditChain(Strict):
+    chain = fields.String()
+    events = fields.Integer()
+    head_hash = fields.String(allow_none=True, metadata={
+        "description": "hash of the newest event: keep it to notice a later rewrite of the chain"})
+    intact = fields.Boolean(metadata={"description": "every hash and link of the chain checks out"})
+    first_broken = fields.String(allow_none=True, metadata={"description": "the first event that does not"})
 
 
 class Approval(Strict):
@@ -212,6 +224,8 @@ class TraceWait(Strict):
 class Trace(Strict):
     change = fields.Nested(Change)
     events = fields.List(fields.Nested(AuditEvent))
+    audit_chain = fields.Nested(AuditChain, metadata={
+        "description": "the hash chain of the events above, as `changeflow audit verify --change` checks it"})
     tasks = fields.List(fields.Nested(Task))
     approvals = fields.List(fields.Nested(Approval))
     incidents = fields.List(fields.Nested(Incident))
