@@ -25,7 +25,7 @@ def hash_token(token: str) -> str:
 
 
 def create_user(session: Session, username: str, roles: list[str], *, email: str | None = None,
-                display_name: str = "", actor: User | None = None) -> User:
+                display_name: str = "", team: str | None = None, actor: User | None = None) -> User:
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
         raise ValidationFailed("Unknown role.", errors=[
@@ -35,10 +35,11 @@ def create_user(session: Session, username: str, roles: list[str], *, email: str
     if session.scalar(select(User).where(User.username == username)):
         raise Conflict(f"User '{username}' already exists.")
     user = User(username=username, roles=list(dict.fromkeys(roles)), email=email,
-                display_name=display_name or username)
+                display_name=display_name or username, team=team or None)
     session.add(user)
     session.flush()
-    audit.record(session, "user_created", actor=actor, data={"username": username, "roles": user.roles})
+    audit.record(session, "user_created", actor=actor, data={"username": username, "roles": user.roles,
+                                                             **({"team": user.team} if user.team else {})})
     return user
 
 
@@ -97,11 +98,11 @@ def revoke_token(session: Session, token_id: int, *, actor: User | None = None) 
 
 # -- managing people from the admin pages: every write checks `user.manage` and is audited ----------
 
-PROFILE_LIMITS = {"display_name": 200, "email": 254}
+PROFILE_LIMITS = {"display_name": 200, "email": 254, "team": 64}
 
 
 def check_profile(fields: dict) -> list[dict]:
-    """Every problem with a person's display name, e-mail and roles as {field, message}."""
+    """Every problem with a person's display name, e-mail, team and roles as {field, message}."""
     errors = [{"field": name, "message": f"at most {limit} characters"}
               for name, limit in PROFILE_LIMITS.items() if len(fields.get(name) or "") > limit]
     email = fields.get("email")
@@ -139,10 +140,17 @@ def add_user(session: Session, actor: User, fields: dict, password: str | None =
     require(actor, "user.manage")
     _refuse(check_profile({**fields, "roles": fields.get("roles", [])}))
     user = create_user(session, fields.get("username") or "", fields["roles"], email=fields.get("email") or None,
-                       display_name=fields.get("display_name") or "", actor=actor)
+                       display_name=fields.get("display_name") or "", team=(fields.get("team") or "").strip() or None,
+                       actor=actor)
     if password:
         change_password(session, actor, user.username, password)
     return user
+
+
+def known_teams(session: Session, actor: User) -> list[str]:
+    """The teams people are in, for suggesting one (so 'platform' is not typed as 'Platform ')."""
+    require(actor, "user.read")
+    return list(session.scalars(select(User.team).where(User.team.isnot(None)).distinct().order_by(User.team)))
 
 
 def _is_last_admin(session: Session, user: User) -> bool:
@@ -152,11 +160,12 @@ def _is_last_admin(session: Session, user: User) -> bool:
 
 
 def update_user(session: Session, actor: User, username: str, fields: dict) -> User:
-    """Change display name, e-mail and roles; audit what actually changed."""
+    """Change display name, e-mail, team and roles; audit what actually changed."""
     user = get_user(session, actor, username, "user.manage")
     _refuse(check_profile(fields))
     new = {"display_name": (fields.get("display_name") or "").strip() or user.username,
            "email": (fields.get("email") or "").strip() or None,
+           "team": (fields.get("team") or "").strip() or None,  # the implementing team the reports score
            "roles": list(dict.fromkeys(fields.get("roles", user.roles)))}
     if "admin" in user.roles and "admin" not in new["roles"] and _is_last_admin(session, user):
         _refuse([{"field": "roles", "message": "the last active admin keeps the admin role"}])

@@ -27,6 +27,9 @@ DEMO_USERS = (
     ("audrey", "Audrey Auditor", ("auditor",)),
 )
 
+# the implementing team the change success score counts their changes under
+DEMO_TEAMS = {"ivan": "platform"}
+
 DEMO_SERVICES = (
     ("payroll", "Payroll", "Monthly payroll run and payslips", 1, "sam"),
     ("identity", "Identity & Access", "Directory, SSO and access control", 1, "sam"),
@@ -59,7 +62,7 @@ def seed(session: Session) -> list[tuple[str, tuple[str, ...], str]]:
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
             user = create_user(session, username, list(roles), display_name=display,
-                               email=f"{username}@demo.changeflow.invalid")
+                               email=f"{username}@demo.changeflow.invalid", team=DEMO_TEAMS.get(username))
         token = demo_token(username)
         if session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token))) is None:
             issue_token(session, user, name="demo", token=token)

@@ -56,9 +56,13 @@ class Facts:
     approvals: list[Step] = field(default_factory=list)
     tasks: list[Step] = field(default_factory=list)  # other tasks (no approval step): review, implement
     evidence: tuple[str, ...] = ()
+    # (kind, kind of the newer row superseding it): a corrected version; only the newer row is current
+    superseded: tuple[tuple[str, str], ...] = ()
     rollback_plan: str = "Restore the previous version."
     rollback_tested: bool = True
     justification: str = "Needed by the business."
+    emergency_reason: str = ""
+    incident_ref: str | None = None
     follow_ups: list[tuple[str, date, datetime | None]] = field(default_factory=list)  # (action, due, done at)
 
     @property
@@ -89,11 +93,12 @@ class History:
             planned_start=facts.planned[0] if facts.planned else None,
             planned_end=facts.planned[1] if facts.planned else None,
             rollback_plan=facts.rollback_plan, rollback_tested=facts.rollback_tested,
-            justification=facts.justification, requester=users[facts.requester],
+            justification=facts.justification, emergency_reason=facts.emergency_reason,
+            incident_ref=facts.incident_ref, requester=users[facts.requester],
             implementer=users[facts.implementer] if facts.implementer else None,
             implementation_result=facts.implementation_result, close_code=facts.close_code,
             incidents_caused=list(facts.incidents), created_at=facts.created, updated_at=facts.created,
-            closed_at=facts.closed_at,
+            closed_at=facts.closed_at or facts.entered("canceled"),  # the process sets it on both final states
             cost_estimate=Decimal(facts.cost_estimate) if facts.cost_estimate else None,
             services=[self._services[k] for k in facts.services],
         )
@@ -113,6 +118,14 @@ class History:
         for kind in facts.evidence:
             s.add(Evidence(change_id=change.id, kind=kind, url=f"https://evidence.example.com/{facts.key}/{kind}",
                            uploaded_by=users[facts.requester], uploaded_at=facts.created + timedelta(hours=1)))
+        for old_kind, new_kind in facts.superseded:
+            old = Evidence(change_id=change.id, kind=old_kind, url=f"https://evidence.example.com/{facts.key}/v1",
+                           uploaded_by=users[facts.requester], uploaded_at=facts.created + timedelta(hours=1))
+            s.add(old)
+            s.flush()
+            s.add(Evidence(change_id=change.id, kind=new_kind, version=2, supersedes_id=old.id,
+                           url=f"https://evidence.example.com/{facts.key}/v2", uploaded_by=users[facts.requester],
+                           uploaded_at=facts.created + timedelta(hours=2)))
         for action, due, done in facts.follow_ups:
             s.add(FollowUpAction(change_id=change.id, action=action, owner=users["ivan"], due_date=due,
                                  status="done" if done else "open", created_at=facts.closed_at or facts.created,

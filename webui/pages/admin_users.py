@@ -15,7 +15,7 @@ from .security import page, signed_in_user
 
 
 def _profile(form) -> dict:
-    return {"display_name": text(form, "display_name"), "email": text(form, "email"),
+    return {"display_name": text(form, "display_name"), "email": text(form, "email"), "team": text(form, "team"),
             "roles": form.getlist("roles")}
 
 
@@ -29,12 +29,12 @@ def _password(form, errors: dict) -> str:
 
 def _values(user) -> dict:
     return {"username": user.username, "display_name": user.display_name, "email": user.email or "",
-            "roles": list(user.roles)}
+            "team": user.team or "", "roles": list(user.roles)}
 
 
 def _user_page(user, values: dict, errors: dict, status: int = 200):
     return render_template("admin_user.html", user=user, values=values, errors=errors, roles=ROLES,
-                           min_length=MIN_LENGTH), status
+                           teams=accounts.known_teams(db.session, signed_in_user()), min_length=MIN_LENGTH), status
 
 
 @blp.route("/admin/users", methods=["GET"])
@@ -74,7 +74,7 @@ def admin_user(username):
 @blp.route("/admin/users/<username>", methods=["POST"])
 @page("user.manage")
 def admin_edit_user(username):
-    """Display name, e-mail and roles."""
+    """Display name, e-mail, team and roles."""
     user, values = signed_in_user(), _profile(request.form)
     _done, errors, status = submit(
         lambda fields: run_command(db.session, user, accounts.update_user, user, username, fields), values)
