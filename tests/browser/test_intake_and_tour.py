@@ -42,7 +42,7 @@ TOUR = {
     "paula": ["/processes", "/processes/normal_change", "/processes/new"],
     "ada": ["/admin", "/admin/users", "/admin/outbox", "/admin/services", "/admin/windows", "/admin/templates"],
     "audrey": ["/changes", "/dashboards", "/processes", "/admin/outbox", "/admin/users", "/reports",
-               "/reports/leadership?period=2026-12"],
+               "/reports/leadership?period=2026-12", "/reports/audit", "/reports/success-score"],
 }
 
 
