@@ -81,7 +81,8 @@ def _flag(condition):
 def _recorded(scope: Scope):
     """What each change of the period has recorded, as per-change flags: one aggregate per table,
     joined to the changes (not a subquery per change and fact, which costs seconds at 100,000)."""
-    period = select(Change.id).where(of_period(scope))
+    # the period's changes once, as a CTE every aggregate reads (SQLite and PostgreSQL materialise it)
+    period = select(select(Change.id).where(of_period(scope)).cte("period").c.id)
     auth_steps = NORMAL_STEPS + EMERGENCY_STEPS
     rounds = (select(Approval.change_id,
                      func.max(case((Approval.step.in_(auth_steps), Approval.round))).label("authorization"),
