@@ -116,10 +116,12 @@ def _outcomes(session: Session, scope: Scope) -> Table:
         for code in codes], chart="doughnut", chart_columns=["count"])
 
 
-def _left_state(state: str, to: tuple[str, ...] | None = None):
-    """When each change first left `state` (optionally: for one of `to`), from its audit events."""
+def _left_state(state: str, to: tuple[str, ...] | None, among):
+    """When each change of `among` (a select of change ids) first left `state` (optionally: for one
+    of `to`), from its audit events — only those changes' events are read."""
     event = aliased(AuditEvent)
-    condition = and_(event.kind == "state_changed", event.data["from"].as_string() == state)
+    condition = and_(event.change_id.in_(among), event.kind == "state_changed",
+                     event.data["from"].as_string() == state)
     if to:
         condition = and_(condition, event.data["to"].as_string().in_(to))
     return (select(event.change_id.label("change_id"), func.min(event.at).label("at"))
@@ -127,8 +129,9 @@ def _left_state(state: str, to: tuple[str, ...] | None = None):
 
 
 def _lead_times(session: Session, scope: Scope) -> Table:
-    authorized = _left_state("authorize", ("scheduled", "implement"))
-    implemented = _left_state("implement", ("review",))
+    closed = select(Change.id).where(metric("closed", scope))
+    authorized = _left_state("authorize", ("scheduled", "implement"), closed)
+    implemented = _left_state("implement", ("review",), closed)
     stages = (("Request → authorized", Change.created_at, authorized.c.at),
               ("Authorized → implemented", authorized.c.at, implemented.c.at),
               ("Implemented → closed", implemented.c.at, Change.closed_at),
