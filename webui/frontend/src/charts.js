@@ -16,17 +16,23 @@ for (const table of document.querySelectorAll("table.chart[data-chart]")) draw(t
 function draw(table) {
   const rows = [...table.tBodies[0]?.rows ?? []];
   if (!rows.length) return;
-  const labels = rows.map((row) => row.cells[0].textContent.trim());
-  const links = rows.map((row) => row.cells[0].querySelector("a")?.href ?? null);
-  const names = (table.dataset.series || "Value").split(",");
+  const rowLabels = rows.map((row) => row.cells[0].textContent.trim());
+  const rowLinks = rows.map((row) => row.cells[0].querySelector("a")?.href ?? null);
+  const columnNames = (table.dataset.series || "Value").split(",").map((name) => name.trim());
   const kind = table.dataset.chart;
+  // an empty cell is "no value" (a month with nothing closed), not zero
+  const value = (row, i) => {
+    const text = row.cells[i + 1]?.textContent.trim() ?? "";
+    return text === "" ? null : Number(text.replace(/[^\d.-]/g, ""));
+  };
+  // data-transpose: the columns are the x axis (periods of a trend) and each row is one line
+  const transpose = table.hasAttribute("data-transpose");
+  const labels = transpose ? columnNames : rowLabels;
+  const names = transpose ? rowLabels : columnNames;
+  const links = transpose ? columnNames.map(() => null) : rowLinks;
   const datasets = names.map((name, i) => ({
-    label: name.trim(),
-    // an empty cell is "no value" (a month with nothing closed), not zero
-    data: rows.map((row) => {
-      const text = row.cells[i + 1]?.textContent.trim() ?? "";
-      return text === "" ? null : Number(text.replace(/[^\d.-]/g, ""));
-    }),
+    label: name,
+    data: transpose ? columnNames.map((_c, j) => value(rows[i], j)) : rows.map((row) => value(row, i)),
     spanGaps: true,
     backgroundColor: kind === "doughnut" ? PALETTE : PALETTE[i % PALETTE.length],
     borderColor: PALETTE[i % PALETTE.length],
@@ -71,7 +77,7 @@ function draw(table) {
         event.native.target.classList.toggle("clickable", elements.length > 0);
       },
       onClick: (_event, elements) => {
-        const link = elements.length ? links[elements[0].index] : null;
+        const link = !elements.length ? null : transpose ? rowLinks[elements[0].datasetIndex] : links[elements[0].index];
         if (link) window.location.assign(link);
       },
     },
