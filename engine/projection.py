@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ TEXT_FIELDS = ("title", "description", "implementation_plan", "rollback_plan", "
 INT_FIELDS = ("impact", "urgency")
 BOOL_FIELDS = ("rollback_tested",)
 TIME_FIELDS = ("planned_start", "planned_end", "actual_start", "actual_end")
+DECIMAL_FIELDS = ("cost_actual",)  # money: kept to the cent
 FAILED_RESULTS = ("failed", "backed_out")
 FAILED_CLOSE_CODES = ("unsuccessful", "backed_out")
 FAILURE_LOOKBACK = timedelta(days=90)
@@ -36,6 +38,17 @@ def parse_time(value, field: str) -> datetime | None:
         raise ValidationFailed("Date-times need a UTC offset.", errors=[
             {"field": field, "message": "must include a UTC offset, e.g. 2026-12-01T22:00:00+01:00"}])
     return parsed
+
+
+def parse_money(value, field: str) -> Decimal:
+    """A form's number as an amount to the cent; NaN and infinities (which JSON Schema lets through) refused."""
+    try:
+        amount = Decimal(str(value))
+        if not amount.is_finite():
+            raise InvalidOperation
+    except (InvalidOperation, ValueError):
+        raise ValidationFailed("Invalid amount.", errors=[{"field": field, "message": "must be a number"}]) from None
+    return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def parse_duration(value: str, field: str = "duration") -> timedelta:
@@ -66,6 +79,9 @@ def apply_form_to_change(session: Session, change: Change, data: dict) -> None:
     for name in TIME_FIELDS:
         if name in data:
             setattr(change, name, parse_time(data[name], name))
+    for name in DECIMAL_FIELDS:
+        if name in data and data[name] is not None:
+            setattr(change, name, parse_money(data[name], name))
     if "implementer" in data:
         change.implementer = find_user(session, data["implementer"], "implementer", role="implementer")
     if isinstance(data.get("incidents_caused"), list):
@@ -93,6 +109,8 @@ def form_values(change: Change, schema: dict) -> dict:
             value = getattr(change, name)
         elif name in TIME_FIELDS:
             value = _iso(getattr(change, name))
+        elif name in DECIMAL_FIELDS:  # a JSON number, as the form's schema types it
+            value = float(getattr(change, name)) if getattr(change, name) is not None else None
         elif name == "implementer":
             value = change.implementer.username if change.implementer else None
         else:

@@ -33,6 +33,8 @@ class Step:
     approver: str = "morgan"
     round: int = 1
     due: datetime | None = None
+    assigned: bool = False  # the task was assigned to `approver` (business acceptance asks each owner by name)
+    withdrawn: datetime | None = None  # the process cancelled the task then, undecided
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Facts:
     change_type: str = "normal"
     category: str = "infrastructure"
     risk: str = "low"
+    risk_reasons: tuple[str, ...] = ()
     services: tuple[str, ...] = ("crm-web",)
     created: datetime = field(default_factory=lambda: at("2026-07-01 09:00"))
     # (state, entered at) after "new"; e.g. [("authorize", t1), ("scheduled", t2), ...]
@@ -89,7 +92,8 @@ class History:
         s, users = self.session, self._users
         change = Change(
             title=f"History {facts.key}", change_type=facts.change_type, category=facts.category,
-            state=facts.state, risk=facts.risk, risk_reasons=[], priority=3, impact=2, urgency=2,
+            state=facts.state, risk=facts.risk, risk_reasons=list(facts.risk_reasons), priority=3, impact=2,
+            urgency=2,
             planned_start=facts.planned[0] if facts.planned else None,
             planned_end=facts.planned[1] if facts.planned else None,
             rollback_plan=facts.rollback_plan, rollback_tested=facts.rollback_tested,
@@ -140,9 +144,13 @@ class History:
         self.session.add(Task(
             id=task_id, instance_id=self._instance(change), change_id=change.id, element_id=f"Task_{step.step}",
             name=step.step.replace("_", " ").capitalize(), role=step.role,
-            status="completed" if step.decided else "ready", approval_step=step.step if approval else None,
+            status="completed" if step.decided else "cancelled" if step.withdrawn else "ready",
+            approval_step=step.step if approval else None, assignee_id=approver.id if step.assigned else None,
             created_at=step.asked, due_at=step.due, completed_at=step.decided,
             completed_by_id=approver.id if step.decided else None))
+        if step.withdrawn:
+            self.session.add(AuditEvent(kind="task_cancelled", change_id=change.id, at=step.withdrawn, actor="system",
+                                        element_id=f"Task_{step.step}", task_id=task_id))
         if approval and step.decided:
             self.session.add(Approval(change_id=change.id, task_id=task_id, step=step.step, approver_id=approver.id,
                                       role=step.role, decision=step.decision, decided_at=step.decided,

@@ -15,13 +15,15 @@ from sqlalchemy.orm import Session, selectinload
 from ..errors import NotFound, ValidationFailed
 from ..models import Change, User
 from ..permissions import require
-from . import audit, leadership, success_score
+from . import audit, leadership, service_owner, steering, success_score
 from .model import Report
 from .scope import Scope
 
 # kind → (module, permission action); every kind is one page, one API route, one CLI choice
 KINDS: dict[str, tuple[ModuleType, str]] = {
     "leadership": (leadership, "report.leadership"),
+    "service-owner": (service_owner, "report.service_owner"),
+    "steering": (steering, "report.steering"),
     "audit": (audit, "report.audit"),
     "success-score": (success_score, "report.success_score"),
 }

@@ -42,7 +42,7 @@ def change(change_ref):
 
 CHANGE_FIELDS = ("title", "description", "change_type", "category", "template", "impact", "urgency",
                  "planned_start", "planned_end", "implementation_plan", "rollback_plan", "test_plan",
-                 "justification", "emergency_reason", "incident_ref", "implementer")
+                 "justification", "cost_estimate", "emergency_reason", "incident_ref", "implementer")
 
 
 def _change_form_data(form) -> dict:

@@ -76,6 +76,8 @@ class Change(Strict):
     emergency_reason = fields.String()
     incident_ref = fields.String(allow_none=True)
     cost_estimate = fields.Decimal(as_string=True, allow_none=True)
+    cost_actual = fields.Decimal(as_string=True, allow_none=True, metadata={
+        "description": "what the change cost, as the post-implementation review recorded it"})
     implementation_result = fields.String(allow_none=True)
     close_code = fields.String(allow_none=True)
     close_notes = fields.String()
