@@ -93,6 +93,12 @@ class Settings:
     oidc_client_secret: str = field(repr=False, default="")
     oidc_username_claim: str = "preferred_username"
     oidc_label: str = "single sign-on"
+    # BPMN scripts and expressions (engine.sandbox_limits): CPU time of one run, JSON size of what a
+    # script leaves or an expression returns, characters/items (bits of an integer) of one value, memory
+    script_cpu_seconds: float = 1.0
+    script_output_bytes: int = 256 * 1024
+    script_max_length: int = 1_000_000
+    script_memory_mb: int = 256  # growth of the process's resident memory while one script runs
 
     def __repr__(self) -> str:
         # settings get printed and logged; passwords inside the database and Redis URLs must not be
@@ -137,6 +143,10 @@ class Settings:
             oidc_client_secret=os.environ.get("CHANGEFLOW_OIDC_CLIENT_SECRET", ""),
             oidc_username_claim=os.environ.get("CHANGEFLOW_OIDC_USERNAME_CLAIM") or "preferred_username",
             oidc_label=os.environ.get("CHANGEFLOW_OIDC_LABEL") or "single sign-on",
+            script_cpu_seconds=float(os.environ.get("CHANGEFLOW_SCRIPT_CPU_SECONDS") or 1.0),
+            script_output_bytes=int(os.environ.get("CHANGEFLOW_SCRIPT_OUTPUT_BYTES") or 256 * 1024),
+            script_max_length=int(os.environ.get("CHANGEFLOW_SCRIPT_MAX_LENGTH") or 1_000_000),
+            script_memory_mb=int(os.environ.get("CHANGEFLOW_SCRIPT_MEMORY_MB") or 256),
         )
         values.update(overrides)
         return cls(**values)

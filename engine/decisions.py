@@ -42,12 +42,25 @@ def _engine(version, decision_id: str):
 
 def evaluate_decision(version, decision_id: str, data: dict) -> dict:
     """The decision's outputs for `data` (for hit policy COLLECT, each output is a list)."""
-    task = SimpleNamespace(data=dict(data), workflow=SimpleNamespace(script_engine=ChangeflowScriptEngine()))
+    task = _standalone_task(decision_id, data)
     try:
         return _engine(version, decision_id).result(task)
     except SpiffWorkflowException as exc:
         raise WorkflowFailure(f"Decision '{decision_id}' failed: {exc}", element_id=None,
                               process_key=version.process_key) from exc
+
+
+def _standalone_task(decision_id: str, data: dict) -> SimpleNamespace:
+    """What the DMN engine and SpiffWorkflow's errors read from a task, without a workflow around it.
+
+    A failing cell (a sandbox limit, an unknown variable) raises WorkflowTaskException, which names
+    the task's spec and walks up its workflows: without these it would fail with an AttributeError.
+    """
+    workflow = SimpleNamespace(script_engine=ChangeflowScriptEngine(), spec=SimpleNamespace(file=decision_id),
+                               parent_workflow=None)
+    workflow.top_workflow = workflow
+    spec = SimpleNamespace(bpmn_id=None, bpmn_name=f"Decision '{decision_id}'")
+    return SimpleNamespace(data=dict(data), workflow=workflow, task_spec=spec)
 
 
 def highest_risk(levels) -> str:

@@ -176,11 +176,9 @@ def test_failure_before_the_first_user_task_creates_no_change(api):
 # -- the script sandbox --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("script", [
-    "secret = open('/etc/passwd').read()",
-    "secret = getattr((), '__cl' + 'ass__')",
     "secret = '{0.__class__.__mro__}'.format(())",
     "secret = type(())",
-], ids=["open", "getattr", "str_format", "type"])
+], ids=["str_format", "type"])
 def test_sandbox_stops_escapes_at_runtime_and_leaks_nothing(api, script):
     deploy(api, with_script_on(BEFORE_FIRST_USER_TASK, script, name="Peek"))
     total = total_changes(api)
@@ -201,7 +199,9 @@ def test_sandbox_stops_escapes_at_runtime_and_leaks_nothing(api, script):
     "classes = ().__class__.__mro__",
     "result = eval('1 + 1')",
     "flag = datetime.datetime.now.__self__",
-], ids=["dunder_import", "class_mro", "eval", "dunder_self"])
+    "secret = open('/etc/passwd').read()",  # file and introspection functions are refused by name
+    "secret = getattr((), '__cl' + 'ass__')",
+], ids=["dunder_import", "class_mro", "eval", "dunder_self", "open", "getattr"])
 def test_sandbox_refuses_escapes_at_deploy_naming_the_element(api, script):
     response = api.post("/api/process-definitions", "paula", json={
         "files": {"normal_change.bpmn": with_script_on(APPROVE_PATH, script, task_id="Task_Escape")}})

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from engine import sandbox_limits
 from engine.config import Settings
 from engine.db import sqlalchemy_engine_options
 from engine.errors import ChangeflowError
@@ -36,6 +37,7 @@ def _instance_secret(instance_dir: Path) -> str:
 
 def create_app(settings: Settings | None = None, **config) -> Flask:
     settings = settings or Settings.from_env()
+    sandbox_limits.configure(sandbox_limits.ScriptLimits.from_settings(settings))
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.config.update(
         CHANGEFLOW_SETTINGS=settings,

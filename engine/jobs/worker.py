@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import sessionmaker
 
+from .. import sandbox_limits
 from ..config import Settings
 from ..db import make_engine
 from .dispatch import RqDispatcher, sweep
@@ -33,6 +34,7 @@ _context: WorkerContext | None = None  # one per worker process, set up before t
 
 
 def _make_context(settings: Settings, name: str = WORKER_NAME) -> WorkerContext:
+    sandbox_limits.configure(sandbox_limits.ScriptLimits.from_settings(settings))
     engine = make_engine(settings.database_url)
     return WorkerContext(sessionmaker(engine, expire_on_commit=True), settings, RqDispatcher(settings), name)
 
