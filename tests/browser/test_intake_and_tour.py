@@ -38,7 +38,7 @@ TOUR = {
     "alice": ["/inbox", "/changes", "/changes/new", "/calendar", "/calendar?view=week"],
     "morgan": ["/inbox", "/changes", "/calendar", "/dashboards", "/processes", "/admin", "/admin/services",
                "/admin/windows", "/admin/templates", "/reports", "/reports/leadership",
-               "/reports/leadership/changes?metric=requested"],
+               "/reports/leadership/changes?metric=requested", "/reports/service-owner", "/reports/steering"],
     "paula": ["/processes", "/processes/normal_change", "/processes/new"],
     "ada": ["/admin", "/admin/users", "/admin/outbox", "/admin/services", "/admin/windows", "/admin/templates"],
     "audrey": ["/changes", "/dashboards", "/processes", "/admin/outbox", "/admin/users", "/reports",
