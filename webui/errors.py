@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import jsonify
 from flask_smorest import Api
+from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import ChangeflowError, WorkflowFailure
@@ -25,7 +26,27 @@ def _flatten(errors, location="", prefix=""):
     return flat
 
 
+class ApiError(Schema):
+    """The error body as built below, so /api/openapi.json documents the answers clients really get."""
+
+    class Meta:
+        unknown = INCLUDE  # documented as additionalProperties: a domain error may add context (action, skipped)
+
+    code = fields.Integer(required=True, metadata={"description": "the HTTP status"})
+    status = fields.String(required=True, metadata={"description": "the HTTP status' name"})
+    message = fields.String(required=True)
+    error = fields.String(metadata={"description": "the domain error: not_found, forbidden, conflict, "
+                                                   "validation_failed, workflow_error"})
+    errors = fields.List(fields.Dict(), metadata={
+        "description": "one entry per problem: {field, location, message} for request fields, "
+                       "{file, element_id, line, message} for BPMN"})
+    element_id = fields.String(allow_none=True, metadata={"description": "the failing BPMN element"})
+    process_key = fields.String(allow_none=True)
+
+
 class ChangeflowApi(Api):
+    ERROR_SCHEMA = ApiError
+
     def handle_http_exception(self, error: HTTPException):
         data = getattr(error, "data", None) or {}
         payload = {"code": error.code, "status": error.name,

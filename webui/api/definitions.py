@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from flask import request
-from flask_smorest import Blueprint
+from flask_smorest import Blueprint, abort
+from marshmallow import ValidationError as InvalidBody
 
 from engine import definitions
 from engine.errors import ValidationFailed
@@ -30,6 +31,11 @@ def list_definitions():
 
 @blp.route("", methods=["POST"])
 @permission("definition.deploy")
+@blp.doc(requestBody={"required": True, "content": {
+    "application/json": {"schema": schemas.DeployRequest},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["files"], "properties": {
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        "note": {"type": "string", "maxLength": 2000}}}}}})
 @blp.response(201, schemas.DeployResult)
 @blp.alt_response(422, description="Every problem found, each with element_id, line and message")
 def deploy():
@@ -56,7 +62,10 @@ def _uploaded_files() -> tuple[dict[str, str], str]:
                      "message": f"larger than {MAX_UPLOAD_BYTES} bytes"}])
             files[name] = _text(name, raw)
         return files, request.form.get("note", "")
-    body = schemas.DeployRequest().load(request.get_json(silent=True) or {})
+    try:  # the body is parsed here, not by @blp.arguments, because multipart is accepted too
+        body = schemas.DeployRequest().load(request.get_json(silent=True) or {})
+    except InvalidBody as error:
+        abort(422, messages={"json": error.messages})
     return body["files"], body["note"]
 
 

@@ -31,8 +31,37 @@ class DrillQuery(ReportQuery):
     group = fields.String(metadata={"description": "the number's group, from its drill"})
 
 
+# Documentation only (the routes build their answers themselves): what /api/openapi.json promises.
+class ReportKind(Schema):
+    kind, title, allowed = fields.String(), fields.String(), fields.Boolean()
+
+
+class ReportKinds(Schema):
+    reports = fields.List(fields.Nested(ReportKind))
+
+
+class ChangeBehind(Schema):
+    id = fields.Integer()
+    number, title, state, change_type = fields.String(), fields.String(), fields.String(), fields.String()
+    category, risk, close_code = (fields.String(allow_none=True) for _ in range(3))
+    services = fields.List(fields.String())
+
+
+class ChangesBehind(Schema):
+    total = fields.Integer()
+    items = fields.List(fields.Nested(ChangeBehind))
+
+
+REPORT_DOC = {"200": {"description": "The report: JSON (the default), or a file with `format=csv` or `pdf`",
+                      "content": {"application/json": {"schema": {"type": "object", "required": [
+                                      "kind", "title", "period", "figures", "tables"]}},
+                                  "text/csv": {"schema": {"type": "string"}},
+                                  "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
 @blp.route("", methods=["GET"])
 @permission("report.read")
+@blp.alt_response(200, schema=ReportKinds, success=True)
 def list_reports():
     """The report kinds, and whether the caller may read each."""
     user = current_user()
@@ -43,6 +72,7 @@ def list_reports():
 @blp.route("/<kind>", methods=["GET"])
 @permission("report.read")
 @blp.arguments(ReportQuery, location="query")
+@blp.doc(responses=REPORT_DOC)
 def get_report(query, kind):
     """One report for a period (`period`, or `from` and `to`), optionally for one service or category.
     `format=csv` or `format=pdf` answers a file; the default is JSON."""
@@ -57,6 +87,7 @@ def get_report(query, kind):
 @blp.route("/<kind>/changes", methods=["GET"])
 @permission("report.read")
 @blp.arguments(DrillQuery, location="query")
+@blp.alt_response(200, schema=ChangesBehind, success=True)
 def changes_behind(query, kind):
     """The changes a number of the report counts (the same condition as the count; at most 500)."""
     rows, total = reports.changes_behind(db.session, current_user(), kind, parse_scope(request.args),

@@ -33,7 +33,8 @@ class ChangeCreate(Strict):
     emergency_reason = fields.String(load_default="", validate=validate.Length(max=20000))
     incident_ref = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
     cost_estimate = fields.Decimal(load_default=None, allow_none=True, places=2, as_string=True,
-                                   validate=validate.Range(min=0))
+                                   validate=validate.Range(min=0),
+                                   metadata={"minimum": 0})  # apispec would write the bound as "0.00"
     implementer = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
 
     @validates_schema

@@ -1,14 +1,25 @@
 """Shared building blocks of the API schemas. Unknown fields in a request are refused."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timezone
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 
 class Strict(Schema):
     class Meta:
         ordered = True
+
+    @pre_load
+    def _refuse_nul(self, data, **kwargs):
+        # PostgreSQL cannot store U+0000; multipart text parts reach here without the request check
+        if isinstance(data, Mapping):
+            bad = {k: ["May not contain NUL (U+0000) characters."] for k, v in data.items()
+                   if isinstance(v, str) and "\x00" in v}
+            if bad:
+                raise ValidationError(bad)
+        return data
 
 
 class UsernameField(fields.Field):
