@@ -61,7 +61,10 @@ def _uploaded_files() -> tuple[dict[str, str], str]:
                     {"file": name, "element_id": None, "line": None,
                      "message": f"larger than {MAX_UPLOAD_BYTES} bytes"}])
             files[name] = _text(name, raw)
-        return files, request.form.get("note", "")
+        note = request.form.get("note", "")
+        if len(note) > 2000:  # as DeployRequest says for JSON
+            abort(422, messages={"form": {"note": ["Longer than maximum length 2000."]}})
+        return files, note
     try:  # the body is parsed here, not by @blp.arguments, because multipart is accepted too
         body = schemas.DeployRequest().load(request.get_json(silent=True) or {})
     except InvalidBody as error:
