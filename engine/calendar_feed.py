@@ -19,7 +19,7 @@ from . import audit
 from .db import utcnow
 from .errors import NotFound
 from .models import Change, User, change_services
-from .permissions import can, require
+from .permissions import readable_changes, require
 from .windows import check_range, service_ids_for, windows_in_range
 
 FEED_PAST, FEED_FUTURE = timedelta(days=30), timedelta(days=180)
@@ -34,11 +34,12 @@ def _hash(token: str) -> str:
 
 def _visible_changes(session: Session, user: User, start: datetime, end: datetime,
                      service_id: int | None) -> list[Change]:
-    """Changes whose planned window overlaps [start, end) that `user` may read (requesters: their own)."""
+    """Changes whose planned window overlaps [start, end) that `user` may read (readable_changes)."""
     query = select(Change).where(Change.planned_start < end, Change.planned_end > start,
                                  Change.state.not_in(EXCLUDED_STATES))
-    if not can(user, "change.read_all"):
-        query = query.where(Change.requester_id == user.id)
+    scope = readable_changes(user)
+    if scope is not None:
+        query = query.where(scope)
     if service_id is not None:
         query = query.where(Change.id.in_(
             select(change_services.c.change_id).where(change_services.c.service_id == service_id)))

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .errors import Conflict, NotFound, ValidationFailed
-from .models import Service, ServiceDependency, User, change_services, window_services
+from .models import Service, ServiceDependency, User, change_services, service_members, window_services
 from .permissions import require
 from .projection import find_user
 
@@ -176,8 +176,11 @@ def delete_service(session: Session, actor: User, key: str) -> None:
     session.execute(delete(ServiceDependency).where(
         or_(ServiceDependency.service_id == service.id, ServiceDependency.depends_on_id == service.id)))
     session.execute(delete(window_services).where(window_services.c.service_id == service.id))
+    members = [u.username for u in service.members]
+    session.execute(delete(service_members).where(service_members.c.service_id == service.id))
     audit.record(session, "service_deleted", actor=actor,
-                 data={"key": key, "snapshot": _snapshot(service), "dependencies_removed": removed})
+                 data={"key": key, "snapshot": _snapshot(service), "dependencies_removed": removed,
+                       "members_removed": members})
     session.delete(service)
     session.flush()
 
@@ -232,3 +235,42 @@ def remove_dependency(session: Session, actor: User, key: str, depends_on: str) 
                  data={"service": key, "depends_on": depends_on, "kind": existing.kind})
     session.delete(existing)
     session.flush()
+
+
+# Members: the people who belong to a service; requesters among them read its changes
+# (engine/permissions.py readable_changes), so adding or removing one is audited like any write.
+
+def list_members(session: Session, actor: User, key: str) -> list[User]:
+    require(actor, "service.read")
+    return list(get_service(session, key).members)
+
+
+def _is_member(session: Session, service: Service, user: User) -> bool:
+    return session.scalar(select(service_members.c.user_id).where(
+        service_members.c.service_id == service.id, service_members.c.user_id == user.id)) is not None
+
+
+def add_member(session: Session, actor: User, key: str, username: str) -> User:
+    require(actor, "service.write")
+    service = get_service(session, key)
+    user = find_user(session, username, "username")
+    if _is_member(session, service, user):
+        raise Conflict(f"{username} is already a member of '{key}'.")
+    session.execute(service_members.insert().values(service_id=service.id, user_id=user.id))
+    audit.record(session, "service_member_added", actor=actor, data={"service": key, "username": username})
+    session.flush()
+    session.expire(service, ["members"])
+    return user
+
+
+def remove_member(session: Session, actor: User, key: str, username: str) -> None:
+    require(actor, "service.write")
+    service = get_service(session, key)
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not _is_member(session, service, user):
+        raise NotFound(f"{username} is not a member of '{key}'.")
+    session.execute(delete(service_members).where(
+        service_members.c.service_id == service.id, service_members.c.user_id == user.id))
+    audit.record(session, "service_member_removed", actor=actor, data={"service": key, "username": username})
+    session.flush()
+    session.expire(service, ["members"])

@@ -11,7 +11,7 @@ from .approvals import approver_facts
 from .definitions import latest_version
 from .errors import NotFound, ValidationFailed, WorkflowFailure
 from .models import Change, Service, TemplateVersion, User, change_services
-from .permissions import can, require, require_read_change
+from .permissions import readable_changes, require, require_read_change
 from .projection import check_window, find_user, parse_time, process_data, risk_inputs
 from .runtime import start_process
 
@@ -102,8 +102,9 @@ def list_changes(session: Session, user: User, *, state=None, change_type=None, 
     [from, until); `outcome` is a tuple of close codes (engine/change_filters.py parses query strings)."""
     require(user, "change.read")
     query = select(Change)
-    if not can(user, "change.read_all"):
-        query = query.where(Change.requester_id == user.id)
+    scope = readable_changes(user)
+    if scope is not None:
+        query = query.where(scope)
     if isinstance(state, (tuple, list)):
         query = query.where(Change.state.in_(state))
     elif state:

@@ -6,8 +6,11 @@ answer to "may this user do this?" has exactly one home.
 """
 from __future__ import annotations
 
+from sqlalchemy import or_, select
+from sqlalchemy.orm import object_session
+
 from .errors import Forbidden
-from .models import Change, Task, User
+from .models import Change, Task, User, change_services, service_members
 
 EVERYONE = frozenset(
     {"requester", "change_manager", "cab_member", "service_owner", "implementer",
@@ -90,15 +93,35 @@ def require(user: User | None, action: str) -> None:
         raise Forbidden(f"Your roles do not allow '{action}'.", action=action)
 
 
+def readable_changes(user: User):
+    """The SQL condition on Change for the changes `user` may read, or None for all of them.
+
+    Without change.read_all: the changes one requested, and every change touching a service one is
+    a member of (a team sees its service's changes). Lists, the calendar and can_read_change all
+    use this one condition, so what a list shows and what opening an entry allows cannot differ."""
+    if can(user, "change.read_all"):
+        return None
+    member_of = (select(change_services.c.change_id)
+                 .join(service_members, service_members.c.service_id == change_services.c.service_id)
+                 .where(service_members.c.user_id == user.id))
+    return or_(Change.requester_id == user.id, Change.id.in_(member_of))
+
+
 def can_read_change(user: User, change: Change) -> bool:
     if can(user, "change.read_all"):
         return True
-    return can(user, "change.read") and change.requester_id == user.id
+    if not can(user, "change.read"):
+        return False
+    session = object_session(change)
+    if session is None or change.id is None:  # not stored yet: only its requester holds it
+        return change.requester_id == user.id
+    return session.scalar(select(Change.id).where(Change.id == change.id, readable_changes(user))) is not None
 
 
 def require_read_change(user: User, change: Change) -> None:
     if not can_read_change(user, change):
-        raise Forbidden("You may only read changes you requested.", action="change.read")
+        raise Forbidden("You may only read changes you requested or that touch a service you are a member of.",
+                        action="change.read")
 
 
 def task_refusal(user: User, task: Task) -> str | None:

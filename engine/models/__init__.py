@@ -1,6 +1,6 @@
 """Database models. Import from here: `from engine.models import Change, Task`."""
 from .users import ApiToken, User
-from .services import Service
+from .services import Service, service_members
 from .changes import Approval, Assessment, Change, change_services
 from .definitions import DefinitionResource, ProcessVersion
 from .workflow import ProcessInstance, Task
@@ -14,7 +14,7 @@ from .jobs import Job
 from .drafts import TaskDraft
 
 __all__ = [
-    "ApiToken", "User", "Service", "Approval", "Assessment", "Change", "change_services",
+    "ApiToken", "User", "Service", "service_members", "Approval", "Assessment", "Change", "change_services",
     "DefinitionResource", "ProcessVersion", "ProcessInstance", "Task", "AuditEvent", "Incident",
     "ChangeTemplate", "TemplateVersion", "CabMeeting",
     "EVIDENCE_KINDS", "Evidence", "FollowUpAction", "ChangeConflict", "Notification", "ServiceDependency", "Window", "window_services",

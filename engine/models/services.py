@@ -2,11 +2,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import Column, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base, UTCDateTime, utcnow
 from .users import User
+
+
+# The people who belong to a service's team: requesters among them read every change to the service
+# (engine/permissions.py, can_read_change and readable_changes).
+service_members = Table(
+    "service_members",
+    Base.metadata,
+    Column("service_id", ForeignKey("services.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
 
 
 class Service(Base):
@@ -27,3 +37,5 @@ class Service(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     owner: Mapped[User | None] = relationship()
+    members: Mapped[list[User]] = relationship(secondary=service_members, order_by=User.username,
+                                              viewonly=True)

@@ -76,3 +76,29 @@ def add_dependency(fields, key):
 def remove_dependency(key, depends_on):
     user = current_user()
     run_command(db.session, user, catalog.remove_dependency, user, key, depends_on)
+
+
+@blp.route("/<key>/members", methods=["GET"])
+@permission("service.read")
+@blp.response(200, schemas.Member(many=True))
+def list_members(key):
+    """The people who belong to the service; requesters among them read every change touching it."""
+    return catalog.list_members(db.session, current_user(), key)
+
+
+@blp.route("/<key>/members", methods=["POST"])
+@permission("service.write")
+@blp.arguments(schemas.MemberCreate)
+@blp.response(201, schemas.Member)
+def add_member(fields, key):
+    """Add a member (422 naming `username` when there is no such active user, 409 if already one)."""
+    user = current_user()
+    return run_command(db.session, user, catalog.add_member, user, key, fields["username"])
+
+
+@blp.route("/<key>/members/<username>", methods=["DELETE"])
+@permission("service.write")
+@blp.response(204)
+def remove_member(key, username):
+    user = current_user()
+    run_command(db.session, user, catalog.remove_member, user, key, username)

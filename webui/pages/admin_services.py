@@ -42,9 +42,10 @@ def _shown(values: dict) -> dict:
 def _service_page(key: str, values: dict | None = None, errors: dict | None = None, status: int = 200):
     detail = catalog.describe_service(db.session, signed_in_user(), key)
     everything = catalog.list_services(db.session, signed_in_user())
+    members = catalog.list_members(db.session, signed_in_user(), key)
     return render_template("admin_service.html", service=detail, values=_shown(values or detail),
                            errors=errors or {}, kinds=DEPENDENCY_KINDS, criticalities=CRITICALITIES,
-                           keys=[s.key for s in everything if s.key != key]), status
+                           keys=[s.key for s in everything if s.key != key], members=members), status
 
 
 @blp.route("/admin/services", methods=["GET"])
@@ -122,3 +123,30 @@ def admin_remove_dependency(key, depends_on):
     run_command(db.session, user, catalog.remove_dependency, user, key, depends_on)
     flash(f"{key} no longer depends on {depends_on}.", "ok")
     return redirect(url_for("pages.admin_service", key=key))
+
+
+@blp.route("/admin/services/<key>/members", methods=["POST"])
+@page("service.write")
+def admin_add_member(key):
+    """Add a member by username (the API's check: an unknown or inactive user is refused at the field)."""
+    from ..api.schemas import MemberCreate
+
+    user = signed_in_user()
+    values = {"username": text(request.form, "username")}
+    _done, errors, status = submit(
+        lambda fields: run_command(db.session, user, catalog.add_member, user, key, fields["username"]),
+        values, MemberCreate(), default_field="username")
+    if errors:
+        detail = catalog.describe_service(db.session, user, key)
+        return _service_page(key, {**detail, **values}, errors, status)
+    flash(f"{values['username']} is now a member of {key}.", "ok")
+    return redirect(url_for("pages.admin_service", key=key) + "#members")
+
+
+@blp.route("/admin/services/<key>/members/<username>/remove", methods=["POST"])
+@page("service.write")
+def admin_remove_member(key, username):
+    user = signed_in_user()
+    run_command(db.session, user, catalog.remove_member, user, key, username)
+    flash(f"{username} is no longer a member of {key}.", "ok")
+    return redirect(url_for("pages.admin_service", key=key) + "#members")

@@ -108,3 +108,14 @@ class ChangeImpact(Strict):
     max_criticality = fields.Integer(allow_none=True, metadata={
         "description": "highest criticality among both (what risk assessment reads)"})
     max_depth = fields.Integer(metadata={"description": "dependents further away than this are not listed"})
+
+
+class MemberCreate(Strict):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                             metadata={"description": "username of an active user"})
+
+
+class Member(Strict):
+    username = fields.String()
+    display_name = fields.String()
+    roles = fields.List(fields.String())
