@@ -68,7 +68,10 @@ def _message(response) -> str:
     body = response.get_json(silent=True)
     if isinstance(body, dict):
         return str(body.get("message", ""))
-    return html.unescape(response.get_data(as_text=True))
+    page = response.get_data(as_text=True)
+    # pages answer with an HTML error page whose alert paragraph carries the message
+    alert = re.search(r'<p role="alert">(.*?)</p>', page, re.S)
+    return html.unescape(alert.group(1) if alert else page)
 
 
 def _role_refusal(roles: tuple[str, ...], action: str) -> str:

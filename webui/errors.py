@@ -1,7 +1,8 @@
-"""One JSON error shape for every failure: {code, status, message, errors?, ...}."""
+"""One JSON error shape for every API failure: {code, status, message, errors?, ...}; people at a
+browser get the same facts as an HTML page."""
 from __future__ import annotations
 
-from flask import jsonify
+from flask import has_request_context, jsonify, render_template, request
 from flask_smorest import Api
 from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException
@@ -48,6 +49,8 @@ class ChangeflowApi(Api):
     ERROR_SCHEMA = ApiError
 
     def handle_http_exception(self, error: HTTPException):
+        if is_page_request():
+            return error_page(error.code, error.name, error.description)
         data = getattr(error, "data", None) or {}
         payload = {"code": error.code, "status": error.name,
                    "message": data.get("message") or error.description}
@@ -63,9 +66,23 @@ class ChangeflowApi(Api):
         return response
 
 
+STATUS_NAMES = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
+                413: "Payload Too Large", 422: "Unprocessable Entity"}
+
+
+def is_page_request() -> bool:
+    """People at a browser get HTML error pages; the API (and anything under /api) gets JSON."""
+    return has_request_context() and not request.path.startswith(("/api", "/static/", "/calendar.ics"))
+
+
+def error_page(code: int, title: str, message: str, errors=None):
+    return render_template("error.html", code=code, title=title, message=message, errors=errors or []), code
+
+
 def handle_domain_error(error: ChangeflowError):
-    status_names = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-                    413: "Payload Too Large", 422: "Unprocessable Entity"}
+    status_names = STATUS_NAMES
+    if is_page_request():
+        return error_page(error.status, status_names.get(error.status, "Error"), error.message, error.errors)
     payload = {"code": error.status, "status": status_names.get(error.status, ""), "error": error.code,
                "message": error.message}
     if error.errors is not None:
