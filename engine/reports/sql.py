@@ -105,3 +105,42 @@ def percentiles(session: Session, values, ps=(0.5, 0.9)) -> dict[float, float | 
 
 def percent(part, whole) -> float | None:
     return round(100.0 * part / whole, 1) if whole else None
+
+
+def spreads(session: Session, values, columns) -> dict[str, tuple[int, float | None, float | None]]:
+    """{column: (how many values, median, 90th percentile)} for columns of the subquery `values`;
+    NULLs are not values. One statement on PostgreSQL."""
+    if is_postgres(session):
+        parts = []
+        for name in columns:
+            column = values.c[name]
+            parts += [func.count(column), func.percentile_disc(0.5).within_group(column),
+                      func.percentile_disc(0.9).within_group(column)]
+        row = session.execute(select(*parts)).one()
+        return {name: (row[3 * i], _float(row[3 * i + 1]), _float(row[3 * i + 2])) for i, name in enumerate(columns)}
+    result = {}
+    for name in columns:
+        column = values.c[name]
+        found = percentiles(session, select(column).where(column.isnot(None)).subquery())
+        count = session.scalar(select(func.count(column)))
+        result[name] = (count, found[0.5], found[0.9])
+    return result
+
+
+def grouped_spreads(session: Session, values, group: str, value: str) -> dict:
+    """{group value: (how many, median, 90th percentile)} of `value` per `group` in the subquery."""
+    key, column = values.c[group], values.c[value]
+    if is_postgres(session):
+        rows = session.execute(select(key, func.count(column), func.percentile_disc(0.5).within_group(column),
+                                      func.percentile_disc(0.9).within_group(column)).group_by(key)).all()
+        return {k: (n, _float(p50), _float(p90)) for k, n, p50, p90 in rows}
+    result = {}
+    for k in session.scalars(select(key).distinct()).all():
+        subset = select(column).where(key == k, column.isnot(None)).subquery()
+        found = percentiles(session, subset)
+        result[k] = (session.scalar(select(func.count()).select_from(subset)), found[0.5], found[0.9])
+    return result
+
+
+def _float(value):
+    return float(value) if value is not None else None
