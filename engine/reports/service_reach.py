@@ -49,7 +49,8 @@ def per_service(relevant, measures: list[str]):
     services reach — by totalling the changes per dominant service and summing those totals over each
     root's nodes (as many rows as `reach` has). Only the roots a change reaches through its other
     services and not through the dominant one are then listed as (root, change) pairs: those other
-    services are mostly ones few services depend on, so the pairs are a small share of all of them.
+    services are mostly ones few services depend on, so the pairs are a small share of all of them;
+    another service that itself depends on the dominant one adds no root and is skipped.
     """
     walk, cs = reach(), change_services
     fan = select(walk.c.node, func.count().label("fan")).group_by(walk.c.node).subquery("fan")
@@ -63,11 +64,16 @@ def per_service(relevant, measures: list[str]):
                     .where(named.c.rank == 1).group_by(named.c.service_id).subquery("per_dominant"))
     through_dominant = (select(walk.c.root.label("service_id"), *(per_dominant.c[m] for m in measures))
                         .join(per_dominant, per_dominant.c.node == walk.c.node))
-    dominant, probe = aliased(named, name="dominant"), aliased(walk, name="probe")
-    others = (select(walk.c.root, named.c.change_id)
-              .join(named, and_(named.c.service_id == walk.c.node, named.c.rank > 1))
+    dominant, below, probe = aliased(named, name="dominant"), aliased(walk, name="below"), aliased(walk, name="probe")
+    # a service that depends on the dominant one reaches no root the dominant one does not: skipped
+    spread = (select(named.c.change_id, named.c.service_id, dominant.c.service_id.label("dominant"))
               .join(dominant, and_(dominant.c.change_id == named.c.change_id, dominant.c.rank == 1))
-              .where(~exists().where(probe.c.root == walk.c.root, probe.c.node == dominant.c.service_id))
+              .where(named.c.rank > 1,
+                     ~exists().where(below.c.root == named.c.service_id, below.c.node == dominant.c.service_id))
+              .cte("spread"))
+    others = (select(walk.c.root, spread.c.change_id)
+              .join(spread, spread.c.service_id == walk.c.node)
+              .where(~exists().where(probe.c.root == walk.c.root, probe.c.node == spread.c.dominant))
               .distinct().subquery("others"))
     through_others = (select(others.c.root.label("service_id"), *(relevant.c[m] for m in measures))
                       .join(relevant, relevant.c.change_id == others.c.change_id))
