@@ -168,7 +168,7 @@ def _approval_ages(session: Session, scope: Scope) -> Table:
 def _overdue_task(scope: Scope, *, approvals: bool):
     end = instant(scope.end)
     open_then = and_(Task.created_at < end, or_(Task.completed_at.is_(None), Task.completed_at >= end),
-                     Task.status != "canceled", Task.due_at.isnot(None), Task.due_at < end,
+                     Task.status != "cancelled", Task.due_at.isnot(None), Task.due_at < end,
                      _of_scoped_changes(Task.change_id, scope))
     kind = Task.approval_step.isnot(None) if approvals else Task.approval_step.is_(None)
     return and_(open_then, kind)
