@@ -1,4 +1,4 @@
-"""Where the CPU went during the load: gunicorn workers, PostgreSQL backends, the client, and the machine.
+"""Where the CPU went during the load: gunicorn workers, job workers, PostgreSQL, the client, the machine.
 
 Read from /proc (Linux only): a process's utime+stime, and the machine-wide counters of /proc/stat.
 """
@@ -52,12 +52,14 @@ class CpuSnapshot:
     postgres: dict[int, float]
     client: float
     machine: tuple[int, int, int]
+    job_workers: dict[int, float]
 
     @classmethod
-    def take(cls, worker_pids: list[int]) -> "CpuSnapshot":
+    def take(cls, worker_pids: list[int], job_worker_pids: list[int] = ()) -> "CpuSnapshot":
         return cls({p: process_cpu_seconds(p) for p in worker_pids},
                    {p: process_cpu_seconds(p) for p in postgres_pids()},
-                   own_cpu_seconds(), machine_ticks())
+                   own_cpu_seconds(), machine_ticks(),
+                   {p: process_cpu_seconds(p) for p in job_worker_pids})
 
 
 def cpu_breakdown(before: CpuSnapshot, after: CpuSnapshot) -> dict:
@@ -67,6 +69,7 @@ def cpu_breakdown(before: CpuSnapshot, after: CpuSnapshot) -> dict:
         "workers_s": sum(v - before.workers.get(p, 0.0) for p, v in after.workers.items()),
         "postgres_s": sum(v - before.postgres.get(p, 0.0) for p, v in after.postgres.items()),
         "client_s": after.client - before.client,
+        "job_workers_s": sum(v - before.job_workers.get(p, 0.0) for p, v in after.job_workers.items()),
     }
     return {
         **parts,

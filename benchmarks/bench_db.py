@@ -26,9 +26,12 @@ def changeflow_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "webui.cli"]
 
 
-def server_env(database_url: str) -> dict:
+def server_env(database_url: str, redis_url: str | None = None) -> dict:
+    """Without redis_url the server runs jobs in-process (the embedded topology)."""
     env = dict(os.environ, DATABASE_URL=database_url)
-    env.pop("REDIS_URL", None)  # the lifecycle needs no Redis; keep /api/health independent of it
+    env.pop("REDIS_URL", None)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
     return env
 
 

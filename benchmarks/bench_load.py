@@ -1,6 +1,7 @@
 """K client threads pushing normal changes from submission to closure through the HTTP API."""
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import defaultdict
@@ -10,6 +11,10 @@ import httpx
 from bench_payloads import EVIDENCE, REQUESTER, STEPS, change_request, window
 
 ENDPOINTS = ("submit", "evidence", "inbox", "complete")
+# With Redis the steps after Schedule change (the conflict check, the timer of the planned start) run on
+# a worker: the next task shows up in the inbox a moment after the completion returned.
+POLL_SECONDS = 0.02
+POLL_TIMEOUT = 60.0
 
 
 @dataclass
@@ -20,10 +25,12 @@ class LoadResult:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: list[str] = field(default_factory=list)
     conflicts: int = 0  # 409s retried
+    polls: int = 0  # inbox reads that did not find the task yet (it was still on a worker)
 
     def merge(self, other: "LoadResult") -> None:
         self.changes += other.changes
         self.conflicts += other.conflicts
+        self.polls += other.polls
         self.completions += other.completions
         for name, values in other.latencies.items():
             self.latencies[name].extend(values)
@@ -37,12 +44,24 @@ class BenchmarkError(RuntimeError):
 class Walker:
     """One thread's httpx client, walking changes through their tasks and timing every call."""
 
-    def __init__(self, base_url: str, tokens: dict[str, str]):
-        self.client = httpx.Client(base_url=base_url, timeout=60.0)
+    def __init__(self, base_url: str, tokens: dict[str, str], transport: httpx.BaseTransport | None = None,
+                 think_seconds: float = 0.0, seed: int = 0):
+        # transport=httpx.WSGITransport(app) walks the same path in-process (profile_lifecycle.py).
+        self.client = httpx.Client(base_url=base_url, timeout=60.0, transport=transport)
         self.headers = {user: {"Authorization": f"Bearer {token}"} for user, token in tokens.items()}
         self.result = LoadResult()
+        self.think_seconds = think_seconds
+        self._random = random.Random(seed)
 
-    def _call(self, endpoint: str, method: str, path: str, user: str, expect: int, **kwargs):
+    def _think(self) -> None:
+        """A person reads the page before the next click: 0.5-1.5 x the mean think time, not timed."""
+        if self.think_seconds:
+            time.sleep(self.think_seconds * self._random.uniform(0.5, 1.5))
+
+    def _call(self, endpoint: str, method: str, path: str, user: str, expect: int, *, think: bool = True,
+              **kwargs):
+        if think:
+            self._think()
         started = time.perf_counter()
         response = self.client.request(method, path, headers=self.headers[user], **kwargs)
         self.result.latencies[endpoint].append(time.perf_counter() - started)
@@ -51,8 +70,16 @@ class Walker:
         return response.json()
 
     def _task_id(self, user: str, change_id: int, name: str) -> str:
-        tasks = self._call("inbox", "GET", "/api/tasks", user, 200, params={"change": change_id})
-        matching = [t["id"] for t in tasks if t["name"] == name]
+        deadline = time.monotonic() + POLL_TIMEOUT
+        first = True
+        while True:
+            tasks = self._call("inbox", "GET", "/api/tasks", user, 200, think=first, params={"change": change_id})
+            first = False
+            matching = [t["id"] for t in tasks if t["name"] == name]
+            if matching or time.monotonic() > deadline:
+                break
+            self.result.polls += 1
+            time.sleep(POLL_SECONDS)
         if len(matching) != 1:
             found = [(t["name"], t.get("role")) for t in tasks]
             raise BenchmarkError(f"{user} expected one '{name}' for change {change_id}, their inbox has {found}; "
@@ -101,10 +128,11 @@ def _worker(walker: Walker, counter, total: int, stop: threading.Event) -> None:
         walker.close()
 
 
-def run_load(base_url: str, tokens: dict[str, str], *, changes: int, clients: int) -> LoadResult:
+def run_load(base_url: str, tokens: dict[str, str], *, changes: int, clients: int,
+             think_seconds: float = 0.0) -> LoadResult:
     counter = _LockedCounter()
     stop = threading.Event()
-    walkers = [Walker(base_url, tokens) for _ in range(clients)]
+    walkers = [Walker(base_url, tokens, think_seconds=think_seconds, seed=i) for i in range(clients)]
     threads = [threading.Thread(target=_worker, args=(w, counter, changes, stop), daemon=True) for w in walkers]
     started = time.perf_counter()
     try:

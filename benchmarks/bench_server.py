@@ -21,7 +21,8 @@ def free_port() -> int:
 class Server:
     """One gunicorn master (the `changeflow serve` process itself) and its workers."""
 
-    def __init__(self, database_url: str, *, workers: int, threads: int, log_path: Path):
+    def __init__(self, database_url: str, *, workers: int, threads: int, log_path: Path,
+                 redis_url: str | None = None):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -29,7 +30,7 @@ class Server:
                    "--port", str(self.port), "--workers", str(workers), "--threads", str(threads)]
         self._log = open(log_path, "wb")
         # A session of its own, so stop() can reach the workers even if the master is gone.
-        self.process = subprocess.Popen(command, env=server_env(database_url), stdout=self._log,
+        self.process = subprocess.Popen(command, env=server_env(database_url, redis_url), stdout=self._log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_healthy(self, timeout: float = 60.0) -> dict:
@@ -77,3 +78,42 @@ def peak_rss_kib(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+class JobWorker:
+    """One `changeflow worker` (rq over Redis): it delivers notifications, fires timers, runs slow service tasks."""
+
+    def __init__(self, database_url: str, redis_url: str, log_path: Path, name: str):
+        self.name, self.redis_url, self.log_path = name, redis_url, log_path
+        self._log = open(log_path, "wb")
+        self.process = subprocess.Popen([*changeflow_command(), "worker", "--name", name],
+                                        env=server_env(database_url, redis_url), stdout=self._log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        from redis import Redis
+        from rq import Worker
+
+        redis = Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}; see {self.log_path}")
+            if any(w.name == self.name for w in Worker.all(connection=redis)):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"worker {self.name} did not register with rq in {timeout:.0f}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()

@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/lifecycle.py --changes 200 --clients 4
 
 Wipes and prepares its own PostgreSQL database (default `changeflow_bench`, never `test`), serves
-it with `changeflow serve --no-deploy` (gunicorn) on a free localhost port, has K client threads
-walk N changes submit → closed, then runs the same process in-process with SpiffWorkflow alone.
-See docs/performance.md for results and how to read them.
+it with `changeflow serve --no-deploy` (gunicorn) on a free localhost port next to `changeflow
+worker` processes over Redis (the production topology; --no-redis runs jobs inside the web workers
+instead), has K client threads walk N changes submit → closed, then runs the same process
+in-process with SpiffWorkflow alone. See docs/performance.md for results and how to read them.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from bench_cpu import CpuSnapshot, cpu_breakdown
 from bench_db import DEFAULT_URL, closed_changes, prepare, stored_state_bytes
 from bench_load import ENDPOINTS, LoadResult, percentile, run_load
 from bench_raw import RawResult, run_ceiling
-from bench_server import Server, peak_rss_kib
+from bench_server import JobWorker, Server, peak_rss_kib
+from redis import Redis
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,8 +38,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--warmup", type=int, default=8, help="changes walked first and not counted")
     parser.add_argument("--raw-changes", type=int, default=None, help="changes for the raw ceiling (default N)")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11",
+                        help="Redis for rq (this database is flushed before and after)")
+    parser.add_argument("--no-redis", action="store_true", help="no Redis: jobs run inside the web workers")
+    parser.add_argument("--job-workers", type=int, default=1, help="`changeflow worker` processes (with Redis)")
+    parser.add_argument("--think-ms", type=float, default=0.0,
+                        help="mean pause of a client before each request (0.5-1.5x); 0 = back to back")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.no_redis:
+        args.redis_url, args.job_workers = None, 0
+    return args
 
 
 def _raise_interrupt(signum, frame):
@@ -54,19 +65,32 @@ class ApiRun:
 
 def measure_api(args) -> ApiRun:
     tokens = prepare(args.database_url)
-    log_path = Path(tempfile.gettempdir()) / "changeflow-bench-server.log"
-    server = Server(args.database_url, workers=args.workers, threads=args.threads, log_path=log_path)
+    logs = Path(tempfile.gettempdir())
+    if args.redis_url:
+        Redis.from_url(args.redis_url).flushdb()
+    server = Server(args.database_url, workers=args.workers, threads=args.threads,
+                    log_path=logs / "changeflow-bench-server.log", redis_url=args.redis_url)
+    job_workers = [JobWorker(args.database_url, args.redis_url, logs / f"changeflow-bench-worker-{i + 1}.log",
+                             f"bench-{os.getpid()}-{i + 1}") for i in range(args.job_workers)]
     try:
         server.wait_healthy()
+        for worker in job_workers:
+            worker.wait_ready()
         if args.warmup:
             warm = run_load(server.base_url, tokens, changes=args.warmup, clients=min(args.clients, args.warmup))
             _fail_on_errors(warm)
-        before = CpuSnapshot.take(server.worker_pids())
-        result = run_load(server.base_url, tokens, changes=args.changes, clients=args.clients)
-        cpu = cpu_breakdown(before, CpuSnapshot.take(server.worker_pids()))
+        before = CpuSnapshot.take(server.worker_pids(), [w.pid for w in job_workers])
+        result = run_load(server.base_url, tokens, changes=args.changes, clients=args.clients,
+                          think_seconds=args.think_ms / 1000)
+        cpu = cpu_breakdown(before, CpuSnapshot.take(server.worker_pids(), [w.pid for w in job_workers]))
         rss = {pid: peak_rss_kib(pid) for pid in server.worker_pids()}
+        rss.update({f"job {w.pid}": peak_rss_kib(w.pid) for w in job_workers})
     finally:
         server.stop()
+        for worker in job_workers:
+            worker.stop()
+        if args.redis_url:
+            Redis.from_url(args.redis_url).flushdb()
     _fail_on_errors(result)
     closed = closed_changes(args.database_url)
     if closed != args.changes + args.warmup:
@@ -94,7 +118,8 @@ def summary(args, run: ApiRun, raw: RawResult, loadavg: str) -> dict:
     per_completion = {k: v * 1000 / api.completions for k, v in run.cpu.items() if k.endswith("_s")}
     return {
         "changes": args.changes, "clients": args.clients, "workers": args.workers, "threads": args.threads,
-        "loadavg_before": loadavg,
+        "redis": bool(args.redis_url), "job_workers": args.job_workers, "think_ms": args.think_ms,
+        "loadavg_before": loadavg, "polls": api.polls, "conflicts_retried": api.conflicts,
         "api": {"seconds": api.seconds, "changes_per_s": api.changes / api.seconds,
                 "task_completions_per_s": api_rate, "latency": latency_rows(api),
                 "stored_state_bytes": run.stored_state_bytes, "cpu": run.cpu,
@@ -108,8 +133,10 @@ def summary(args, run: ApiRun, raw: RawResult, loadavg: str) -> dict:
 
 def print_report(s: dict) -> None:
     api, raw = s["api"], s["raw"]
-    print(f"\nChangeflow lifecycle: {s['changes']} normal changes, {s['clients']} clients, "
-          f"gunicorn {s['workers']} workers x {s['threads']} threads, PostgreSQL")
+    jobs = (f"Redis + {s['job_workers']} job worker(s)" if s["redis"] else "no Redis (jobs run in the web workers)")
+    think = f", think time {s['think_ms']:.0f} ms" if s["think_ms"] else ", no think time"
+    print(f"\nChangeflow lifecycle: {s['changes']} normal changes, {s['clients']} clients{think}, "
+          f"gunicorn {s['workers']} workers x {s['threads']} threads, {jobs}, PostgreSQL")
     print(f"  load average before  {s['loadavg_before']}  (a busy machine skews every number)")
     print(f"  wall time            {api['seconds']:8.2f} s")
     print(f"  changes/s            {api['changes_per_s']:8.2f}")
@@ -117,11 +144,13 @@ def print_report(s: dict) -> None:
     print(f"  {'latency (ms)':<14}{'n':>7}{'p50':>9}{'p95':>9}{'p99':>9}")
     for endpoint, row in api["latency"].items():
         print(f"  {endpoint:<14}{row['count']:>7}{row['p50_ms']:>9.1f}{row['p95_ms']:>9.1f}{row['p99_ms']:>9.1f}")
+    print(f"  inbox reads before the task was there (it was on a worker): {s['polls']}; 409s retried: "
+          f"{s['conflicts_retried']}")
     cpu, per = api["cpu"], api["cpu_ms_per_completion"]
-    print(f"  CPU per completion   workers {per['workers_s']:.1f} ms, postgres {per['postgres_s']:.1f} ms, "
-          f"client {per['client_s']:.1f} ms, other {per['other_s']:.1f} ms "
+    print(f"  CPU per completion   web workers {per['workers_s']:.1f} ms, job workers {per['job_workers_s']:.1f} ms, "
+          f"postgres {per['postgres_s']:.1f} ms, client {per['client_s']:.1f} ms, other {per['other_s']:.1f} ms "
           f"(machine {cpu['machine_busy_pct']:.0f}% busy, {cpu['machine_steal_pct']:.0f}% steal)")
-    server_ms = per["workers_s"] + per["postgres_s"]
+    server_ms = per["workers_s"] + per["job_workers_s"] + per["postgres_s"]
     print(f"  capacity estimate    {api['cpu_cores'] * 1000 / server_ms:8.1f} completions/s if the server had all "
           f"{api['cpu_cores']} cores to itself ({server_ms:.0f} ms server CPU per completion)")
     print(f"Raw SpiffWorkflow ceiling ({raw['changes']} changes, one process, full state "
@@ -130,9 +159,9 @@ def print_report(s: dict) -> None:
     print(f"  API / raw            {s['api_over_raw']:8.3f}")
     stored = f"{api['stored_state_bytes'] / 1024:.1f} KiB" if api["stored_state_bytes"] else "n/a"
     print(f"  state per instance   raw {raw['state_bytes'] / 1024:.1f} KiB (spec included), service {stored}")
-    print("Gunicorn worker peak RSS (VmHWM)")
+    print("Peak RSS (VmHWM) of the gunicorn workers and job workers")
     for pid, kib in s["worker_peak_rss_kib"].items():
-        print(f"  worker {pid:<8}      {kib / 1024:8.1f} MiB" if kib else f"  worker {pid:<8}      n/a")
+        print(f"  worker {pid:<12}  {kib / 1024:8.1f} MiB" if kib else f"  worker {pid:<12}  n/a")
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from . import audit
 from .db import utcnow
@@ -54,7 +54,9 @@ def issue_token(session: Session, user: User, *, name: str = "default", token: s
 
 def valid_token(session: Session, token: str) -> ApiToken | None:
     """The token's row if it is known, unrevoked, unexpired and its user active."""
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    # The user comes in the same query: every authenticated request needs both.
+    row = session.scalar(select(ApiToken).options(joinedload(ApiToken.user))
+                         .where(ApiToken.token_hash == hash_token(token)))
     if row is None or row.revoked_at is not None:
         return None
     if row.expires_at is not None and row.expires_at <= utcnow():

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable
 
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
 from .models.audit import AuditEvent
@@ -34,6 +34,7 @@ GENESIS = "0" * 64
 SYSTEM_CHAIN = "system"
 FORMAT = 1  # part of every hash: a future change of the canonical form can be told apart
 _LOCK_CLASS = 0x41554454  # "AUDT": the advisory-lock namespace of audit chains
+HEADS = "changeflow.audit_heads"  # session.info: chain -> (seq, hash) this transaction wrote last
 HASHED = ("chain", "seq", "prev_hash", "kind", "at", "actor", "actor_id", "change_id", "element_id",
           "task_id", "data")
 
@@ -80,14 +81,29 @@ def chain_pending(session: Session) -> None:
         event.actor = event.actor or "system"
         event.data = {} if event.data is None else event.data
         by_chain.setdefault(chain_of(event.change_id), []).append(event)
+    # A command flushes several times. After its first flush it holds the chain's lock until it
+    # ends and nobody else can move the head, so later flushes continue from the head it wrote.
+    heads = session.info.setdefault(HEADS, {})
     with session.no_autoflush:
-        _take_turns(session, sorted(by_chain))
+        _take_turns(session, sorted(chain for chain in by_chain if chain not in heads))
         for chain in by_chain:
-            seq, prev = _head(session, chain)
+            seq, prev = heads.get(chain) or _head(session, chain)
             for event in by_chain[chain]:
                 seq += 1
                 event.chain, event.seq, event.prev_hash = chain, seq, prev
                 event.hash = prev = content_hash(event)
+            heads[chain] = (seq, prev)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_heads_on_rollback(session: Session, previous_transaction) -> None:
+    session.info.pop(HEADS, None)  # a savepoint rollback may have dropped events we counted
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_heads_at_end(session: Session, transaction) -> None:
+    if transaction.parent is None:  # the locks go with the transaction
+        session.info.pop(HEADS, None)
 
 
 def _take_turns(session: Session, chains: list[str]) -> None:

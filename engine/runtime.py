@@ -25,7 +25,7 @@ from .forms import validate_form
 from .models import Approval, Assessment, Change, ProcessInstance, ProcessVersion, Task, User
 from .approvals import RULE, approver_facts, sod_refusal, tally
 from .permissions import can, require_task_actor
-from .projection import apply_form_to_change, parse_duration, risk_inputs
+from .projection import apply_form_to_change, parse_duration
 from .roles import role_from_lane
 from .scripting import ChangeflowScriptEngine
 from .workflow_store import dump_state, load_state
@@ -127,7 +127,8 @@ def complete_task(session: Session, task_id: str, user: User, data: dict, *,
     audit.record(session, "task_completed", actor=recorded_by or user, change_id=change.id,
                  element_id=task.element_id, task_id=task.id,
                  data={"name": task.name, "submitted": data, "on_behalf_of": user.username if recorded_by else None})
-    facts = {**risk_inputs(session, change), **approver_facts(session, change)}
+    # Risk facts are looked up when a decision reads them (engine.bpmn.parser), not on every step.
+    facts = approver_facts(session, change)
     if task.approval_step:
         _record_approval(session, task, user, data, override=override, cab_meeting_id=cab_meeting_id,
                          recorded_by=recorded_by, evidence_reviewed=evidence_reviewed or [])

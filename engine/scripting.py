@@ -226,6 +226,14 @@ class ChangeflowScriptEngine(PythonScriptEngine):
             raise RuntimeError("a background service task needs a command context")
         self.command.deferred.append(str(task.id))
 
+    def refresh_decision_facts(self, task) -> None:
+        """Put the change's current risk facts into the data a decision table is about to read."""
+        if self.command is None:  # a read-only load (traces) runs nothing
+            return
+        from .projection import risk_inputs
+
+        task.set_data(**risk_inputs(self.command.session, self.command.change))
+
     def validate(self, expression):
         # SpiffWorkflow's DMN engine calls this for every cell it evaluates.
         _parses(expression)

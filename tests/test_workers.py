@@ -21,6 +21,7 @@ from engine import demo, outbox
 from engine.config import SmtpSettings, Settings
 from engine.definitions import deploy_files
 from engine.jobs.dispatch import RqDispatcher
+from engine.jobs.queue import Handout
 from engine.models import Change, Job, Notification, ProcessInstance, Task, User
 from engine.runtime import MAX_DEPTH, load_workflow
 from webui import create_app
@@ -141,8 +142,8 @@ def test_two_workers_share_the_queue_and_deliver_each_notification_once(stack):
     cid = stack.api.submit()["id"]
     ids = queue_mail(stack, cid, 60)
     with stack.session():  # hand every job out a second time, as a sweep racing the first hand-out would
-        jobs = db.session.execute(select(Job.id, Job.due_at).where(Job.kind == "deliver")).all()
-    RqDispatcher(stack.settings).dispatch([(j.id, j.due_at) for j in jobs])
+        jobs = db.session.execute(select(Job.id, Job.due_at, Job.kind).where(Job.kind == "deliver")).all()
+    RqDispatcher(stack.settings).dispatch([Handout(j.id, j.due_at, j.kind) for j in jobs])
 
     total = wait_until(lambda: (n := counts(stack)) == counts(stack, status="sent") and n, timeout=60,
                        what="every notification sent")
@@ -278,3 +279,32 @@ def test_jobs_racing_users_on_the_same_instance_never_corrupt_it(stack):
                 Notification.change_id == cid, Notification.kind == "approval_overdue"))
             assert escalations <= 1
             assert all(UUID(t) for t in rows_ready)
+
+
+def test_a_change_waiting_for_its_conflict_check_goes_ahead_of_queued_mail(stack):
+    """The conflict check after scheduling is a background step; 80 e-mails queued before it must not delay it."""
+    cid = stack.api.submit()["id"]
+    stack.api.act("morgan", cid, {"decision": "approve", "comment": "ok"}, name="Authorize change")
+    stack.api.attach_required(cid)
+    queue_mail(stack, cid, 80)  # handed to Redis now; no worker runs yet
+    change = stack.api.change(cid)
+    stack.api.act("morgan", cid, {"planned_start": change["planned_start"], "planned_end": change["planned_end"],
+                                  "implementer": "ivan"}, name="Schedule change")
+    with stack.session():
+        step = db.session.scalar(select(Job).where(Job.kind == "service_task", Job.change_id == cid))
+        assert step is not None and step.status == "pending"
+        waiting_mail = db.session.scalar(select(func.count()).select_from(Job).where(
+            Job.kind == "deliver", Job.status == "pending"))
+        assert waiting_mail >= 80
+
+    stack.start_worker("p1")
+    with stack.session():
+        wait_until(lambda: db.session.scalar(select(Job.status).where(Job.id == step.id)
+                                             .execution_options(populate_existing=True)) == "done",
+                   timeout=60, what="the conflict check ran")
+        db.session.expire_all()
+        first_mail = db.session.scalar(select(func.min(Job.finished_at)).where(Job.kind == "deliver",
+                                                                                Job.status == "done"))
+        checked_at = db.session.get(Job, step.id).finished_at
+    assert first_mail is None or checked_at <= first_mail
+    assert stack.api.change(cid)["state"] == "scheduled"

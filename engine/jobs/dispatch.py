@@ -1,8 +1,10 @@
 """How a committed job reaches a runner.
 
-- `RqDispatcher` (production, `REDIS_URL` set): due jobs go on the rq queue, later ones to rq's
-  scheduler (`enqueue_at`). If Redis is down or loses them, nothing is lost: the job rows remain and
-  a worker's sweep hands them out again.
+- `RqDispatcher` (production, `REDIS_URL` set): due jobs go on an rq queue, later ones to rq's
+  scheduler (`enqueue_at`). Jobs that move a process on (timers, background service tasks) go on
+  `<queue>-steps`, which workers take from first: a change waiting for its conflict check does not
+  wait behind a burst of e-mails. If Redis is down or loses jobs, nothing is lost: the job rows
+  remain and a worker's sweep hands them out again.
 - `InlineDispatcher` (no Redis: the embedded demo, most tests): due jobs run in this process right
   after the commit; a timer thread runs the rest when they fall due. Same runner, same code path.
 """
@@ -31,11 +33,11 @@ class InlineDispatcher:
         self._stop = threading.Event()
 
     def dispatch(self, jobs: Dispatch) -> None:
-        waiting = deque(j for j in jobs if j[1] <= utcnow())
+        waiting = deque(j for j in jobs if j.due_at <= utcnow())
         while waiting:
-            job_id, _ = waiting.popleft()
-            waiting.extend(j for j in run_job(self.sessions, job_id, self.settings, worker="inline")
-                           if j[1] <= utcnow())
+            job = waiting.popleft()
+            waiting.extend(j for j in run_job(self.sessions, job.id, self.settings, worker="inline")
+                           if j.due_at <= utcnow())
 
     def start_timer_thread(self, interval: float = 5.0) -> threading.Thread:
         """Fire due timers and deliver delayed notifications every `interval` seconds (embedded server)."""
@@ -62,20 +64,23 @@ class RqDispatcher:
         self.settings = settings
         self.redis = connection or Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
         self.queue = Queue(settings.queue_name, connection=self.redis)
+        self.steps = Queue(steps_queue_name(settings), connection=self.redis)
 
     def dispatch(self, jobs: Dispatch) -> None:
         now = utcnow()
-        due = [job_id for job_id, due_at in jobs if due_at <= now]
         try:
-            if due:  # one round trip for the lot (a review can notify dozens of people)
-                from rq import Queue
+            for queue_, batch in ((self.steps, [j for j in jobs if j.advances_process]),
+                                  (self.queue, [j for j in jobs if not j.advances_process])):
+                due = [job.id for job in batch if job.due_at <= now]
+                if due:  # one round trip for the lot (a review can notify dozens of people)
+                    from rq import Queue
 
-                self.queue.enqueue_many([Queue.prepare_data(PERFORM, (job_id,), timeout=self._timeout(),
+                    queue_.enqueue_many([Queue.prepare_data(PERFORM, (job_id,), timeout=self._timeout(),
                                                             **self._options(job_id)) for job_id in due])
-            for job_id, due_at in jobs:
-                if due_at > now:
-                    self.queue.enqueue_at(due_at, PERFORM, job_id, job_timeout=self._timeout(),
-                                          **self._options(job_id))
+                for job in batch:
+                    if job.due_at > now:
+                        queue_.enqueue_at(job.due_at, PERFORM, job.id, job_timeout=self._timeout(),
+                                          **self._options(job.id))
         except Exception as exc:  # noqa: BLE001 — the rows are committed; the sweep will find them
             log.warning("could not hand %s job(s) to Redis (%s); the sweep will pick them up", len(jobs), exc)
 
@@ -89,7 +94,11 @@ class RqDispatcher:
         return {"result_ttl": 300, "failure_ttl": 86400, "description": f"changeflow job {job_id}"}
 
     def backlog(self) -> int:
-        return self.queue.count
+        return self.queue.count + self.steps.count
+
+
+def steps_queue_name(settings: Settings) -> str:
+    return f"{settings.queue_name}-steps"
 
 
 def sweep(sessions: sessionmaker, dispatcher: RqDispatcher, settings: Settings,
@@ -105,5 +114,5 @@ def sweep(sessions: sessionmaker, dispatcher: RqDispatcher, settings: Settings,
         return 0
     with sessions() as session:
         lost = queue.due(session, now - (grace if backlog == 0 else 10 * grace))
-    dispatcher.dispatch([(job_id, now) for job_id, _ in lost])
+    dispatcher.dispatch([job._replace(due_at=now) for job in lost])
     return len(lost)

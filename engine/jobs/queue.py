@@ -6,6 +6,7 @@ worker that dies mid-job leaves a lease that expires — the sweep then hands th
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +17,20 @@ from ..models import Job
 
 NEW_JOBS = "changeflow.new_jobs"  # session.info key: jobs written in the open transaction
 MAX_BACKOFF = timedelta(hours=1)
+# Jobs that move a process on (a change waits for them) go ahead of notification deliveries.
+STEP_KINDS = frozenset({"timer", "service_task"})
+
+
+class Handout(NamedTuple):
+    """What a dispatcher needs to hand a job to a runner."""
+
+    id: int
+    due_at: datetime
+    kind: str
+
+    @property
+    def advances_process(self) -> bool:
+        return self.kind in STEP_KINDS
 
 
 def schedule(session: Session, kind: str, ref: str, *, due_at: datetime | None = None,
@@ -35,11 +50,11 @@ def schedule(session: Session, kind: str, ref: str, *, due_at: datetime | None =
             session.add(job)
     except IntegrityError:
         return None
-    session.info.setdefault(NEW_JOBS, []).append((job.id, job.due_at))
+    session.info.setdefault(NEW_JOBS, []).append(Handout(job.id, job.due_at, job.kind))
     return job
 
 
-def take_new(session: Session) -> list[tuple[int, datetime]]:
+def take_new(session: Session) -> list[Handout]:
     """The (id, due_at) of jobs the session committed since the last call; call after commit."""
     return session.info.pop(NEW_JOBS, [])
 
@@ -98,10 +113,11 @@ def release(session: Session, job_id: int, *, now: datetime, delay_seconds: floa
     return job
 
 
-def due(session: Session, now: datetime, limit: int = 500) -> list[tuple[int, datetime]]:
+def due(session: Session, now: datetime, limit: int = 500) -> list[Handout]:
     """Jobs a worker should run now: due and pending, or running under an expired lease."""
-    rows = session.execute(select(Job.id, Job.due_at).where(_claimable(now)).order_by(Job.due_at).limit(limit))
-    return [(row.id, row.due_at) for row in rows]
+    rows = session.execute(select(Job.id, Job.due_at, Job.kind).where(_claimable(now))
+                           .order_by(Job.due_at).limit(limit))
+    return [Handout(row.id, row.due_at, row.kind) for row in rows]
 
 
 def retry(session: Session, job_id: int) -> Job:
@@ -114,7 +130,7 @@ def retry(session: Session, job_id: int) -> Job:
     if job.status != "failed":
         raise Conflict(f"Job {job_id} is {job.status}; only failed jobs can be retried.")
     job.status, job.attempts, job.due_at, job.finished_at = "pending", 0, utcnow(), None
-    session.info.setdefault(NEW_JOBS, []).append((job.id, job.due_at))
+    session.info.setdefault(NEW_JOBS, []).append(Handout(job.id, job.due_at, job.kind))
     return job
 
 

@@ -23,7 +23,7 @@ from .handlers import HANDLERS, on_failure
 log = logging.getLogger("changeflow.jobs")
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
-Dispatch = list[tuple[int, datetime]]
+Dispatch = list[queue.Handout]
 
 
 def run_job(sessions: sessionmaker, job_id: int, settings: Settings, *, now: datetime | None = None,
@@ -38,7 +38,7 @@ def run_job(sessions: sessionmaker, job_id: int, settings: Settings, *, now: dat
             HANDLERS[job.kind](session, job, settings, now)
             created = queue.take_new(session)
             job = session.get(Job, job_id, populate_existing=True)
-            return created + ([(job.id, job.due_at)] if job.status == "pending" else [])
+            return created + ([queue.Handout(job.id, job.due_at, job.kind)] if job.status == "pending" else [])
         except Exception as exc:  # noqa: BLE001 — the job row records every failure
             session.rollback()
             return _failed(session, job_id, exc, settings, now)
@@ -58,7 +58,7 @@ def _failed(session: Session, job_id: int, exc: Exception, settings: Settings, n
         on_failure(session, job, error)
         log.warning("job %s (%s) attempt %s failed: %s", job_id, job.kind, job.attempts, error)
     session.commit()
-    return [(job.id, job.due_at)] if job.status == "pending" else []
+    return [queue.Handout(job.id, job.due_at, job.kind)] if job.status == "pending" else []
 
 
 def run_due(sessions: sessionmaker, settings: Settings, *, now: datetime | None = None,
@@ -72,7 +72,7 @@ def run_due(sessions: sessionmaker, settings: Settings, *, now: datetime | None 
     seen: set[int] = set()
     while ran < limit:
         with sessions() as session:
-            batch = [job_id for job_id, _ in queue.due(session, now) if job_id not in seen]
+            batch = [job.id for job in queue.due(session, now) if job.id not in seen]
         if not batch:
             return ran
         for job_id in batch:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 from .. import sandbox_limits
 from ..config import Settings
 from ..db import make_engine
-from .dispatch import RqDispatcher, sweep
+from .dispatch import RqDispatcher, steps_queue_name, sweep
 from .runner import WORKER_NAME, run_job
 
 log = logging.getLogger("changeflow.worker")
@@ -92,7 +92,10 @@ def _work(name: str, burst: bool) -> None:
         from rq import Queue
 
         connection = Redis.from_url(_context.settings.redis_url)
-        worker = SimpleWorker([Queue(_context.settings.queue_name, connection=connection)], connection=connection,
+        # rq takes from the first queue that has work: process steps before deliveries.
+        queues = [Queue(name_, connection=connection)
+                  for name_ in (steps_queue_name(_context.settings), _context.settings.queue_name)]
+        worker = SimpleWorker(queues, connection=connection,
                               name=name if generation == 0 else f"{name}.{generation}")
         try:
             worker.work(with_scheduler=True, burst=burst, logging_level="INFO")
