@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import delete, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from . import audit
 from .errors import Conflict, NotFound, ValidationFailed
@@ -73,7 +73,8 @@ def get_service(session: Session, key: str) -> Service:
 def list_services(session: Session, actor: User, *, owner: str | None = None,
                   criticality: int | None = None) -> list[Service]:
     require(actor, "service.read")
-    query = select(Service).order_by(Service.key)
+    # every caller shows each service's owner: one query for all of them, not one per owner
+    query = select(Service).options(selectinload(Service.owner)).order_by(Service.key)
     if owner:
         query = query.join(User, User.id == Service.owner_id).where(User.username == owner)
     if criticality:

@@ -11,7 +11,7 @@ from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from . import audit
 from .changes import get_change
@@ -58,7 +58,7 @@ def list_evidence(session: Session, change: Change) -> list[EvidenceVersion]:
     newer = aliased(Evidence)
     rows = session.execute(
         select(Evidence, newer.id).outerjoin(newer, newer.supersedes_id == Evidence.id)
-        .where(Evidence.change_id == change.id).order_by(Evidence.id))
+        .where(Evidence.change_id == change.id).options(selectinload(Evidence.uploaded_by)).order_by(Evidence.id))
     return [EvidenceVersion(evidence, superseded_by) for evidence, superseded_by in rows]
 
 

@@ -103,7 +103,10 @@ def related_service_ids(session: Session, service_ids) -> set[int]:
 def change_impact(session: Session, change: Change) -> dict:
     """What a change touches directly and what that affects downstream, for the change's impact view."""
     impacted = impacted_services(session, [s.id for s in change.services])
-    direct = [{"key": s.key, "name": s.name, "criticality": s.criticality, "owner": s.owner}
+    # the owners of all the services in one query (a lazy `s.owner` would be one query per owner)
+    owner_ids = {s.owner_id for s in change.services if s.owner_id is not None}
+    owners = {u.id: u for u in session.scalars(select(User).where(User.id.in_(owner_ids)))} if owner_ids else {}
+    direct = [{"key": s.key, "name": s.name, "criticality": s.criticality, "owner": owners.get(s.owner_id)}
               for s in change.services]
     criticalities = [s["criticality"] for s in direct] + [i["criticality"] for i in impacted]
     return {"change_id": change.id, "number": change.number, "services": direct, "impacted": impacted,

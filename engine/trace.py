@@ -5,12 +5,13 @@ from __future__ import annotations
 from uuid import UUID
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .audit_chain import chain_of, verify_events
 from .evidence_rules import evidence_status
 from .follow_ups import change_follow_ups
-from .models import Approval, AuditEvent, Evidence, Incident, Job, Notification, ProcessInstance, Task
+from .models import Approval, AuditEvent, Evidence, Incident, Job, Notification, ProcessInstance, Task, User
 from .runtime import load_workflow, workflow_elements
 
 
@@ -25,6 +26,11 @@ def change_trace(session: Session, change) -> dict:
                                 .order_by(Approval.id)).all()
     incidents = session.scalars(select(Incident).where(Incident.change_id == change.id)
                                 .order_by(Incident.id)).all()
+    evidence = session.scalars(select(Evidence).where(Evidence.change_id == change.id)
+                               .order_by(Evidence.uploaded_at, Evidence.id)).all()
+    notifications = session.scalars(select(Notification).where(Notification.change_id == change.id)
+                                    .options(selectinload(Notification.endpoint)).order_by(Notification.id)).all()
+    _load_people(session, [*tasks, *approvals, *incidents, *evidence, *notifications])
     diagram, waits = None, []
     if instance is not None:
         workflow = load_workflow(session, instance)
@@ -39,13 +45,27 @@ def change_trace(session: Session, change) -> dict:
             "active_element_ids": active,
         }
     return {"change": change, "events": events, "audit_chain": _chain_status(change, events), "tasks": tasks,
-            "approvals": approvals, "incidents": incidents, "diagram": diagram, "evidence": _evidence(session, change),
+            "approvals": approvals, "incidents": incidents, "diagram": diagram, "evidence": _evidence(evidence),
             "evidence_requirements": evidence_status(
                 session, change, instance.process_version if instance is not None else None),
             "follow_ups": change_follow_ups(session, change),
-            "notifications": session.scalars(select(Notification).where(Notification.change_id == change.id)
-                                             .order_by(Notification.id)).all(),
+            "notifications": notifications,
             "waiting_for": waits}
+
+
+# The people each kind of row names (relationship → its foreign key), all shown by name.
+PEOPLE = {Task: ("assignee", "completed_by"), Approval: ("approver", "recorded_by"), Incident: ("actor",),
+          Evidence: ("uploaded_by",), Notification: ("recipient",)}
+
+
+def _load_people(session: Session, rows) -> None:
+    """Every person the rows name, in one query: lazy loading would ask once per person, and a trace
+    names many (evidence uploaders, everyone notified, CAB approvers)."""
+    ids = {getattr(row, f"{name}_id") for row in rows for name in PEOPLE[type(row)]} - {None}
+    people = {user.id: user for user in session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
+    for row in rows:
+        for name in PEOPLE[type(row)]:
+            set_committed_value(row, name, people.get(getattr(row, f"{name}_id")))
 
 
 def _chain_status(change, events) -> dict:
@@ -71,10 +91,8 @@ def _waits(session: Session, instance, workflow) -> list[dict]:
     return waits
 
 
-def _evidence(session: Session, change) -> list[dict]:
+def _evidence(rows) -> list[dict]:
     """Every evidence row, superseded ones too (`current` is false for those), oldest first."""
-    rows = session.scalars(select(Evidence).where(Evidence.change_id == change.id)
-                           .order_by(Evidence.uploaded_at, Evidence.id)).all()
     superseded = {row.supersedes_id for row in rows if row.supersedes_id is not None}
     return [{"id": row.id, "kind": row.kind, "filename": row.filename, "content_type": row.content_type,
              "size": row.size, "sha256": row.sha256, "url": row.url, "note": row.note, "version": row.version,
