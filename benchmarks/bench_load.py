@@ -17,6 +17,11 @@ POLL_SECONDS = 0.02
 POLL_TIMEOUT = 60.0
 
 
+def poll_delay(tries: int) -> float:
+    """20, 40, 80, 160, then 200 ms: a page that refreshes itself soon, then less eagerly."""
+    return min(POLL_SECONDS * 2 ** tries, 0.2)
+
+
 @dataclass
 class LoadResult:
     changes: int = 0
@@ -71,7 +76,7 @@ class Walker:
 
     def _task_id(self, user: str, change_id: int, name: str) -> str:
         deadline = time.monotonic() + POLL_TIMEOUT
-        first = True
+        first, tries = True, 0
         while True:
             tasks = self._call("inbox", "GET", "/api/tasks", user, 200, think=first, params={"change": change_id})
             first = False
@@ -79,7 +84,8 @@ class Walker:
             if matching or time.monotonic() > deadline:
                 break
             self.result.polls += 1
-            time.sleep(POLL_SECONDS)
+            time.sleep(poll_delay(tries))
+            tries += 1
         if len(matching) != 1:
             found = [(t["name"], t.get("role")) for t in tasks]
             raise BenchmarkError(f"{user} expected one '{name}' for change {change_id}, their inbox has {found}; "

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from .models import Approval, Change, Task, User
+from .models import Approval, Change, Service, Task, User, change_services
 
 RULE = "segregation_of_duties"
 
@@ -22,13 +22,19 @@ def approver_facts(session: Session, change: Change) -> dict:
     """
     conflicted = {change.requester_id, change.implementer_id} - {None}
     owners: list[str | None] = []
-    for service in change.services:
-        owner = service.owner
-        name = owner.username if owner is not None and owner.active and owner.id not in conflicted else None
+    # Columns, not entities: this runs on every task completion.
+    rows = session.execute(
+        select(User.id, User.username, User.active).select_from(Service)
+        .join(change_services, change_services.c.service_id == Service.id)
+        .outerjoin(User, User.id == Service.owner_id)
+        .where(change_services.c.change_id == change.id).order_by(Service.key))
+    for owner_id, username, active in rows:
+        name = username if owner_id is not None and active and owner_id not in conflicted else None
         if name not in owners:
             owners.append(name)
-    members = session.scalars(select(User).where(User.active.is_(True)).order_by(User.username)).all()
-    cab = [u.username for u in members if "cab_member" in u.roles and u.id not in conflicted]
+    members = session.execute(select(User.id, User.username, User.roles).where(User.active.is_(True))
+                              .order_by(User.username))
+    cab = [username for user_id, username, roles in members if "cab_member" in roles and user_id not in conflicted]
     return {"service_owners": owners, "cab_members": cab}
 
 

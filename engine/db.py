@@ -1,9 +1,12 @@
 """The declarative base shared by every model, and engine construction for SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import Pool
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -51,7 +54,34 @@ def sqlalchemy_engine_options(url: str) -> dict:
     """Options that make each backend behave well under concurrent requests."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    return {"pool_size": 10, "max_overflow": 20}
+
+
+# SQLAlchemy's pool_pre_ping costs a round trip on every checkout, and a command checks a
+# connection out several times (each commit gives it back). A connection in use a moment ago is
+# alive; only one that sat idle in the pool is pinged before it is handed out.
+IDLE_PING_SECONDS = 10.0
+
+
+@event.listens_for(Pool, "checkin")
+def _note_idle_since(dbapi_connection, connection_record):
+    connection_record.info["idle_since"] = time.monotonic()
+
+
+@event.listens_for(Pool, "checkout")
+def _ping_if_idle(dbapi_connection, connection_record, connection_proxy):
+    idle_since = connection_record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+        return
+    if "sqlite" in type(dbapi_connection).__module__:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT 1")
+        cursor.close()
+        dbapi_connection.rollback()
+    except Exception as exc:  # noqa: BLE001 — whatever the driver raises, the connection is gone
+        raise DisconnectionError(f"a pooled connection was lost while idle: {exc}") from exc
 
 
 @event.listens_for(Engine, "connect")

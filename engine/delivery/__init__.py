@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.orm import Session
+from sqlalchemy import update
+from sqlalchemy.orm import Session, joinedload
 
 from ..config import Settings
 from ..jobs import queue
@@ -26,7 +27,8 @@ class DeliveryError(Exception):
 
 
 def deliver(session: Session, job: Job, settings: Settings, now: datetime) -> None:
-    row = session.get(Notification, int(job.ref))
+    row = session.get(Notification, int(job.ref),
+                      options=[joinedload(Notification.recipient), joinedload(Notification.endpoint)])
     if row is None or row.status in ("sent", "skipped"):
         queue.finish(job, now)
         session.commit()
@@ -38,17 +40,20 @@ def deliver(session: Session, job: Job, settings: Settings, now: datetime) -> No
         session.commit()
         return
     message = _prepare(row, settings)
+    notification_id, channel, job_id, attempts = row.id, row.channel, job.id, job.attempts
     session.commit()  # no transaction stays open while the network call runs
     try:
-        if row.channel == "email":
+        if channel == "email":
             email.send(message, settings)
         else:
             webhook.send(message, settings)
     except (OSError, email.SmtpError, webhook.WebhookError) as exc:
-        raise DeliveryError(f"{row.channel}: {exc}") from exc
-    row = session.get(Notification, row.id)
-    row.status, row.sent_at, row.attempts, row.last_error = "sent", now, job.attempts, None
-    queue.finish(session.get(Job, job.id), now)
+        raise DeliveryError(f"{channel}: {exc}") from exc
+    # Plain UPDATEs: the rows were expired by the commit above, and reading them back buys nothing.
+    session.execute(update(Notification).where(Notification.id == notification_id)
+                    .values(status="sent", sent_at=now, attempts=attempts, last_error=None)
+                    .execution_options(synchronize_session=False))
+    queue.finish_by_id(session, job_id, now)
     session.commit()
 
 

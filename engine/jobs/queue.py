@@ -72,19 +72,33 @@ def _claimable(now: datetime):
 
 def claim(session: Session, job_id: int, *, now: datetime, lease_seconds: float, worker: str) -> Job | None:
     """Take the job if it is due (or its holder's lease ran out); commits. None: not ours to run."""
-    taken = session.execute(
+    job = session.scalars(
         update(Job).where(Job.id == job_id, _claimable(now))
         .values(status="running", attempts=Job.attempts + 1, worker=worker[:100],
                 lease_until=now + timedelta(seconds=lease_seconds))
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    session.commit()
-    return session.get(Job, job_id) if taken == 1 else None
+        .returning(Job)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
+    # The row just came back from the UPDATE and this worker now holds it: reading it again after
+    # the commit would only cost a round trip.
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+    return job
 
 
 def finish(job: Job, now: datetime | None = None) -> None:
     """Mark done — in the same transaction as the job's effect, so the effect and 'done' commit together."""
     job.status, job.finished_at, job.lease_until = "done", now or utcnow(), None
+
+
+def finish_by_id(session: Session, job_id: int, now: datetime | None = None) -> None:
+    """`finish` for a job whose row this session does not hold fresh."""
+    session.execute(update(Job).where(Job.id == job_id)
+                    .values(status="done", finished_at=now or utcnow(), lease_until=None)
+                    .execution_options(synchronize_session=False))
 
 
 def backoff(attempt: int, base_seconds: float) -> timedelta:
