@@ -49,6 +49,17 @@ def tally(session: Session, change: Change, step: str) -> dict:
     return counts
 
 
+def sod_refused_ids(session: Session, task: Task) -> set[int]:
+    """Ids of the people `sod_refusal` would refuse for `task`, in one query whoever is asked."""
+    if not task.approval_step:
+        return set()
+    change = task.change
+    decided = session.scalars(select(Approval.approver_id).where(
+        Approval.change_id == change.id, Approval.step == task.approval_step,
+        Approval.round == change.approval_round))
+    return {change.requester_id, change.implementer_id, *decided} - {None}
+
+
 def sod_refusal(session: Session, user: User, task: Task) -> str | None:
     """Why segregation of duties forbids `user` to decide `task`, or None."""
     if not task.approval_step:

@@ -131,7 +131,8 @@ def list_changes(session: Session, user: User, *, state=None, change_type=None, 
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     rows = session.scalars(
         query.options(selectinload(Change.services), selectinload(Change.requester),
-                      selectinload(Change.implementer))
+                      selectinload(Change.implementer),
+                      selectinload(Change.template_version).selectinload(TemplateVersion.template))
         .order_by(Change.id.desc()).offset((page - 1) * per_page).limit(per_page)
     ).all()
     return rows, total

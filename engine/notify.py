@@ -91,12 +91,13 @@ def state_changed(session: Session, change: Change, previous: str, state: str) -
 
 def task_waiting(session: Session, task: Task) -> list[Notification]:
     """The assignee, or every holder of the task's role who may act on it (segregation of duties)."""
-    from .approvals import sod_refusal
+    from .approvals import sod_refused_ids
 
     if task.assignee is not None:
         people = [task.assignee]
     else:
-        people = [u for u in role_holders(session, task.role) if sod_refusal(session, u, task) is None]
+        refused = sod_refused_ids(session, task)
+        people = [u for u in role_holders(session, task.role) if u.id not in refused]
     due = f" (due {task.due_at:%a %d %b %H:%M} UTC)" if task.due_at else ""
     return write(session, "task_waiting", task.change, people, dedupe=task.id, task=task.name, due_phrase=due)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from .db import utcnow
@@ -65,23 +66,21 @@ def notify(session: Session, kind: str, change: Change, recipients: list[User], 
     due = send_after or utcnow()
     payload = {"event": kind, "change": _change_facts(change), "subject": subject, "text": body,
                **{k: v for k, v in context.items() if isinstance(v, (str, int, float, bool)) or v is None}}
-    written = []
-    seen = set()
+    rows, seen = [], set()
     for person in recipients:
         if person is None or person.id in seen or not person.active:
             continue
         seen.add(person.id)
         for channel in channels_for(person, kind):
-            written.append(_write(session, Notification(
-                kind=kind, channel=channel, recipient=person, change_id=change.id, subject=subject, body=body,
-                payload={**payload, "recipient": person.username}, send_after=due,
-                dedupe_key=f"{kind}:{change.id}:{channel}:u{person.id}:{dedupe}"[:200])))
+            rows.append(dict(kind=kind, channel=channel, recipient_id=person.id, endpoint_id=None,
+                             change_id=change.id, subject=subject, body=body,
+                             payload={**payload, "recipient": person.username}, send_after=due,
+                             dedupe_key=f"{kind}:{change.id}:{channel}:u{person.id}:{dedupe}"[:200]))
     for endpoint in _subscribed(session, kind):
-        written.append(_write(session, Notification(
-            kind=kind, channel="webhook", endpoint=endpoint, change_id=change.id, subject=subject, body=body,
-            payload={**payload, "recipient": None}, send_after=due,
-            dedupe_key=f"{kind}:{change.id}:webhook:e{endpoint.id}:{dedupe}"[:200])))
-    return [n for n in written if n is not None]
+        rows.append(dict(kind=kind, channel="webhook", recipient_id=None, endpoint_id=endpoint.id,
+                         change_id=change.id, subject=subject, body=body, payload={**payload, "recipient": None},
+                         send_after=due, dedupe_key=f"{kind}:{change.id}:webhook:e{endpoint.id}:{dedupe}"[:200]))
+    return _write(session, rows)
 
 
 def _subscribed(session: Session, kind: str) -> list[WebhookEndpoint]:
@@ -90,14 +89,21 @@ def _subscribed(session: Session, kind: str) -> list[WebhookEndpoint]:
     return [e for e in endpoints if not e.events or kind in e.events]
 
 
-def _write(session: Session, row: Notification) -> Notification | None:
-    try:
-        # A concurrent command may write the same notification; the unique key decides, and the
-        # savepoint keeps this command's transaction usable when it loses.
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        return None
-    queue.schedule(session, "deliver", str(row.id), due_at=row.send_after, dedupe_key=f"deliver:{row.id}",
-                   change_id=row.change_id, new=True)
-    return row
+def _write(session: Session, rows: list[dict]) -> list[Notification]:
+    """Insert the rows a concurrent command has not written already, and a delivery job for each.
+
+    One INSERT … ON CONFLICT (dedupe_key) DO NOTHING for all of them: the unique key decides who
+    wrote a notification first, without a savepoint (and two round trips) per recipient.
+    """
+    if not rows:
+        return []
+    session.flush()  # the change and people these rows refer to
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = (insert_(Notification).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                 .returning(Notification))
+    written = sorted(session.scalars(statement, rows).all(), key=lambda n: n.id)
+    queue.schedule_new(session, "deliver", [
+        dict(ref=str(n.id), due_at=n.send_after, dedupe_key=f"deliver:{n.id}", change_id=n.change_id)
+        for n in written])
+    return written

@@ -335,7 +335,7 @@ def test_listing_services_costs_the_same_for_one_owner_as_for_seven(api):
     assert seven == one
 
 
-# -- N+1s left to the owners of their code: strict xfails, so fixing one makes its test pass loudly --
+# -- N+1s found by these tests and fixed: the lists of standard changes and the people told about a task --
 
 TEMPLATE = {"name": "Publish an intranet news page", "category": "service_catalog",
             "description": "A new page in the intranet's news section.",
@@ -356,9 +356,6 @@ def standard_change(api, index: int) -> None:
     assert response.status_code == 201, response.get_json()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "N+1 in engine/changes.py:list_changes: the Change schema's `template` field lazy-loads "
-    "Change.template_version and TemplateVersion.template for every row (2 statements per template)"))
 def test_listing_standard_changes_costs_the_same_for_one_template_as_for_six(api):
     def listed() -> tuple[set, int]:
         response, statements = measure(api, "GET", "/api/changes", "audrey", query_string={"type": "standard"})
@@ -373,10 +370,6 @@ def test_listing_standard_changes_costs_the_same_for_one_template_as_for_six(api
     assert six == one
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "N+1 in engine/notify.py:task_waiting: one approvals.sod_refusal EXISTS query per holder of the "
-    "task's role, and engine/outbox.py:_write sends 6 statements per recipient (a savepoint around "
-    "each notification row and each delivery job)"))
 def test_submitting_and_authorizing_cost_the_same_with_one_change_manager_as_with_six(api):
     def submit_and_authorize(slot: int) -> dict:
         response, submitted = measure(api, "POST", "/api/changes", "alice", expect=201,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import and_, event, func, or_, select, update
+from sqlalchemy import and_, event, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,6 +52,19 @@ def schedule(session: Session, kind: str, ref: str, *, due_at: datetime | None =
         return None
     session.info.setdefault(NEW_JOBS, []).append(Handout(job.id, job.due_at, job.kind))
     return job
+
+
+def schedule_new(session: Session, kind: str, jobs: list[dict]) -> None:
+    """Write jobs whose dedupe keys name rows written just now (so none can exist yet) in one INSERT.
+
+    Each dict holds ref, due_at and optionally dedupe_key, instance_id, change_id.
+    """
+    if not jobs:
+        return
+    rows = session.execute(insert(Job).returning(Job.id, Job.due_at), [
+        {"kind": kind, "status": "pending", "attempts": 0, "instance_id": None, "change_id": None,
+         "dedupe_key": None, **job} for job in jobs]).all()
+    session.info.setdefault(NEW_JOBS, []).extend(Handout(row.id, row.due_at, kind) for row in rows)
 
 
 def take_new(session: Session) -> list[Handout]:
