@@ -48,6 +48,12 @@ def perform(job_id: int) -> None:
     _context.dispatcher.dispatch(follow_up)
 
 
+def perform_many(job_ids: list[int]) -> None:
+    """Several jobs handed out together (deliveries); each is claimed and recorded on its own."""
+    for job_id in job_ids:
+        perform(job_id)
+
+
 def _sweep_forever(context: WorkerContext, stop: threading.Event) -> None:
     while True:
         try:
