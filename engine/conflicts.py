@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from .models import Change, Service, User, change_services
 from .service_map import related_service_ids
-from .windows import covered_by_maintenance, windows_in_range
+from .windows import covers, planned_overlap, windows_in_range
 
 PLANNED_STATES = ("new", "assess", "authorize", "scheduled", "implement")
 BLOCKING, WARNING = "blocking", "warning"
@@ -68,67 +68,73 @@ def detect(session: Session, proposal: Proposal) -> list[Conflict]:
     if proposal.start is None or proposal.end is None:
         return []
     services = {s.id: s for s in session.scalars(select(Service).where(Service.id.in_(proposal.service_ids)))}
-    found: list[Conflict] = []
-    found += _overlapping_changes(session, proposal, set(services), "same_service", services)
     related = related_service_ids(session, set(services)) - set(services)
-    if related:
-        found += _overlapping_changes(session, proposal, related, "dependency", services)
-    found += _implementer_bookings(session, proposal)
-    found += _outside_maintenance(session, proposal, services.values())
-    found += _blackouts(session, proposal)
+    same, dependency, busy = _overlapping_changes(session, proposal, set(services), related)
+    found: list[Conflict] = []
+    found += _service_conflicts(same, "same_service", services)
+    found += _service_conflicts(dependency, "dependency", services)
+    found += _implementer_bookings(session, proposal, busy)
+    windows = windows_in_range(session, None, proposal.start, proposal.end, list(proposal.service_ids))
+    found += _outside_maintenance(proposal, services.values(), [w for w in windows if w[0].kind == "maintenance"])
+    found += _blackouts(proposal, [w for w in windows if w[0].kind == "blackout"])
     return found
 
 
-def _overlapping(proposal: Proposal):
-    query = select(Change).where(
-        Change.state.in_(PLANNED_STATES), Change.planned_start < proposal.end, Change.planned_end > proposal.start)
+def _overlapping_changes(session, proposal, own: set[int], related: set[int]):
+    """Every planned change overlapping the slot, in one statement: those on the proposal's services,
+    those on related services (each with the keys it collides on), and the implementer's.
+
+    One narrow statement over the slot instead of one per kind: the related services can number in
+    the thousands, and an IN list of them cost more than the few changes a slot overlaps."""
+    query = (select(Change.id, Change.number, Change.title, Change.planned_start, Change.planned_end,
+                    Change.implementer_id, Service.id, Service.key)
+             .outerjoin(change_services, change_services.c.change_id == Change.id)
+             .outerjoin(Service, Service.id == change_services.c.service_id)
+             .where(Change.state.in_(PLANNED_STATES), *planned_overlap(session, proposal.start, proposal.end)))
     if proposal.change_id is not None:
         query = query.where(Change.id != proposal.change_id)
-    return query
+    same: dict[int, tuple] = {}
+    dependency: dict[int, tuple] = {}
+    busy: dict[int, tuple] = {}
+    for *other, implementer, service_id, key in session.execute(query.order_by(Change.planned_start, Change.id)):
+        if service_id in own:
+            same.setdefault(other[0], (other, []))[1].append(key)
+        elif service_id in related:
+            dependency.setdefault(other[0], (other, []))[1].append(key)
+        if proposal.implementer_id is not None and implementer == proposal.implementer_id:
+            busy.setdefault(other[0], other)
+    return list(same.values()), list(dependency.values()), list(busy.values())
 
 
-def _overlapping_changes(session, proposal, service_ids, kind, own_services) -> list[Conflict]:
-    rows = session.execute(
-        _overlapping(proposal).add_columns(change_services.c.service_id)
-        .join(change_services, change_services.c.change_id == Change.id)
-        .where(change_services.c.service_id.in_(service_ids))
-        .order_by(Change.planned_start, Change.id)).all()
-    # Name only the services that actually collide: related services can number in the thousands.
-    hit = {service_id for _other, service_id in rows}
-    names = dict(session.execute(select(Service.id, Service.key).where(Service.id.in_(hit))).all()) if hit else {}
-    by_change: dict[int, tuple[Change, list[str]]] = {}
-    for other, service_id in rows:
-        by_change.setdefault(other.id, (other, []))[1].append(names[service_id])
+def _service_conflicts(found, kind, own_services) -> list[Conflict]:
     conflicts = []
-    for other, keys in by_change.values():
+    for (other_id, number, title, start, end), keys in found:
         on = ", ".join(sorted(set(keys)))
         if kind == "same_service":
-            text = f"{other.number} “{other.title}” also changes {on} {_when(other.planned_start, other.planned_end)}."
+            text = f"{number} “{title}” also changes {on} {_when(start, end)}."
         else:
-            text = (f"{other.number} “{other.title}” changes {on}, which depends on or is depended on by "
-                    f"{', '.join(sorted(s.key for s in own_services.values()))}, "
-                    f"{_when(other.planned_start, other.planned_end)}.")
-        conflicts.append(Conflict(kind, WARNING, text, other.id, other.number, None,
-                                  other.planned_start, other.planned_end))
+            text = (f"{number} “{title}” changes {on}, which depends on or is depended on by "
+                    f"{', '.join(sorted(s.key for s in own_services.values()))}, {_when(start, end)}.")
+        conflicts.append(Conflict(kind, WARNING, text, other_id, number, None, start, end))
     return conflicts
 
 
-def _implementer_bookings(session, proposal) -> list[Conflict]:
-    if proposal.implementer_id is None:
+def _implementer_bookings(session, proposal, busy) -> list[Conflict]:
+    if not busy:
         return []
-    others = session.scalars(_overlapping(proposal).where(Change.implementer_id == proposal.implementer_id)
-                             .options(selectinload(Change.implementer)).order_by(Change.planned_start)).all()
+    username = session.scalar(select(User.username).where(User.id == proposal.implementer_id))
     return [Conflict("implementer_busy", WARNING,
-                     f"{other.implementer.username} is implementing {other.number} “{other.title}” "
-                     f"{_when(other.planned_start, other.planned_end)}.",
-                     other.id, other.number, None, other.planned_start, other.planned_end) for other in others]
+                     f"{username} is implementing {number} “{title}” {_when(start, end)}.",
+                     other_id, number, None, start, end) for other_id, number, title, start, end in busy]
 
 
-def _outside_maintenance(session, proposal, services) -> list[Conflict]:
+def _outside_maintenance(proposal, services, maintenance) -> list[Conflict]:
+    """`maintenance`: the occurrences of the maintenance windows of any of the proposal's services
+    (and global ones) in the slot; each service is covered by the global ones and its own."""
     conflicts = []
     for service in sorted(services, key=lambda s: s.key):
-        if service.requires_maintenance_window and not covered_by_maintenance(
-                session, service.id, proposal.start, proposal.end):
+        applies = [(s, e) for w, s, e in maintenance if not w.services or any(x.id == service.id for x in w.services)]
+        if service.requires_maintenance_window and not covers(applies, proposal.start, proposal.end):
             conflicts.append(Conflict(
                 "outside_maintenance_window", WARNING,
                 f"{service.key} may only be changed inside its maintenance windows; "
@@ -137,12 +143,11 @@ def _outside_maintenance(session, proposal, services) -> list[Conflict]:
     return conflicts
 
 
-def _blackouts(session, proposal) -> list[Conflict]:
+def _blackouts(proposal, blackouts) -> list[Conflict]:
     # A blackout blocks normal and standard changes; an emergency may go ahead on an approved exception.
     severity = WARNING if proposal.change_type == "emergency" else BLOCKING
     conflicts = []
-    for window, start, end in windows_in_range(session, "blackout", proposal.start, proposal.end,
-                                               list(proposal.service_ids)):
+    for window, start, end in blackouts:
         scope = ", ".join(s.key for s in window.services) or "all services"
         conflicts.append(Conflict("blackout", severity,
                                   f"Blackout “{window.name}” ({scope}) {_when(start, end)}.",

@@ -114,11 +114,16 @@ def overdue(session: Session, now: datetime) -> list[dict]:
 
 # -- service impact --------------------------------------------------------------------------------
 
-def _window_minutes(session: Session):
-    """planned_end - planned_start in minutes, in SQL: the dialects have no common interval arithmetic."""
+def _window_minutes(session: Session, windowed):
+    """The summed minutes of the planned windows (planned_end - planned_start) of a group, in SQL: the
+    dialects have no common interval arithmetic. PostgreSQL adds up the intervals and converts the sum
+    once — converting every window to a numeric count of minutes first took a third of the figure's
+    time at 55,000 open changes."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.extract("epoch", Change.planned_end - Change.planned_start) / 60
-    return (func.julianday(Change.planned_end) - func.julianday(Change.planned_start)) * 1440
+        span = func.sum(case((windowed, Change.planned_end - Change.planned_start)))
+        return func.coalesce(func.extract("epoch", span) / 60, 0)
+    minutes = (func.julianday(Change.planned_end) - func.julianday(Change.planned_start)) * 1440
+    return func.coalesce(func.sum(case((windowed, minutes), else_=0)), 0)
 
 
 def service_impact(session: Session) -> list[dict]:
@@ -126,7 +131,7 @@ def service_impact(session: Session) -> list[dict]:
     outage field, so the whole planned window counts as possible outage; changes without a window
     count as changes but add no minutes)."""
     windowed = and_(Change.planned_start.is_not(None), Change.planned_end.is_not(None))
-    minutes = func.coalesce(func.sum(case((windowed, _window_minutes(session)), else_=0)), 0)
+    minutes = _window_minutes(session, windowed)
     changes = func.count(Change.id)
     rows = session.execute(
         select(Service.key, Service.name, changes, minutes)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Column, ForeignKey, Index, Numeric, String, Table, Text
+from sqlalchemy import Column, ForeignKey, Index, Numeric, String, Table, Text, case, func, literal_column, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base, UTCDateTime, utcnow
@@ -19,6 +19,12 @@ change_services = Table(
 )
 
 
+# Laid out as PostgreSQL prints it back (pg_get_indexdef, line breaks and all), so that Alembic's
+# autogenerate, which compares index expressions as text, finds model and database alike.
+PLANNED_SPAN_SQL = ("(\nCASE\n    WHEN planned_end > planned_start THEN tstzrange(planned_start, planned_end)\n"
+                    "    ELSE 'empty'::tstzrange\nEND)")
+
+
 class Change(Base):
     """The materialised view of a change request that lists and the inbox query.
 
@@ -30,6 +36,12 @@ class Change(Base):
     __table_args__ = (
         Index("ix_changes_state_type", "state", "change_type"),
         Index("ix_changes_planned", "planned_start", "planned_end"),
+        # PostgreSQL: the planned window as a range (PLANNED_SPAN below, the same expression), which
+        # windows.planned_overlap asks with `&&`. Empty unless the window ends after it starts, so no
+        # row makes tstzrange raise and rows without a window stay out of every answer; not partial,
+        # because the planner ignores a partial index's expression statistics (its estimates were
+        # then ten times off). Migration 0010.
+        Index("ix_changes_planned_span", text(PLANNED_SPAN_SQL), postgresql_using="gist").ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -74,6 +86,13 @@ class Change(Base):
     implementer: Mapped[User | None] = relationship(foreign_keys=[implementer_id])
     services: Mapped[list[Service]] = relationship(secondary=change_services, order_by=Service.key)
     template_version: Mapped["TemplateVersion | None"] = relationship()
+
+
+# ix_changes_planned_span's expression as SQLAlchemy builds it, for the queries that must match it
+_planned = Change.__table__.c
+PLANNED_SPAN = case((_planned.planned_end > _planned.planned_start,
+                     func.tstzrange(_planned.planned_start, _planned.planned_end)),
+                    else_=literal_column("'empty'::tstzrange"))
 
 
 class Assessment(Base):
