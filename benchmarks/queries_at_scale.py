@@ -8,7 +8,7 @@ Builds (or with --reuse keeps) a PostgreSQL database of its own (default `change
 `test`): the reports benchmark's two years of 100,000 changes as the processes leave them
 (reports_data.py, reports_changes.py), 50,000 more changes scheduled in the next 12 months, task history
 padded to 1,000,000 rows, 2,000 services with dependencies, ~100 windows, service members
-(queries_data.py), loaded with COPY, then ANALYZE. Then drives the Flask app in-process over
+(queries_data.py, loaded by queries_dataset.py) with COPY, then ANALYZE. Then drives the Flask app in-process over
 httpx.WSGITransport with real bearer tokens of real users and times the inbox, the change list with
 its filters, the dashboard, the conflict check, a calendar month and a quarterly report: p50/p95/p99,
 SQL statements per call, target met or not, and EXPLAIN (ANALYZE, BUFFERS) of each endpoint's
@@ -30,23 +30,17 @@ from pathlib import Path
 from typing import Callable
 
 import httpx
-from sqlalchemy import delete, event, func, make_url, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from bench_db import PROTECTED_DATABASES, reset_database
 from bench_load import percentile
-from engine import demo
-from engine.db import Base, make_engine
-from engine.definitions import sync_directories
-from engine.migrate import upgrade
-from engine.models import ApiToken, Change, ProcessVersion, Service, Task, User
-from reports_data import World
-from reports_load import CHAIN, ORDER, chained, copy_rows
+from engine.models import ApiToken, Change, Service, User
+from queries_dataset import data_counts, prepare
+from reports import StatementLog
 from schedule_at_scale import pick_services
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/changeflow_queries"
-TABLES = ORDER + ("windows", "window_services", "service_members")
 TOKEN_NAME = "queries-at-scale"
 BASE = "http://changeflow.test"
 SERVICE_FILTER = "crm-web"  # the busiest demo service (~4.5 % of the history)
@@ -74,102 +68,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--seed", type=int, default=7)
     return parser.parse_args(argv)
-
-
-# -- the data set -------------------------------------------------------------------------------------
-
-def load(engine, rows: dict[str, list[dict]]) -> dict[str, float]:
-    """COPY every table in one transaction (reports_load's row writer and audit chain), then ANALYZE."""
-    seconds = {}
-    with engine.begin() as conn:
-        raw = conn.connection.driver_connection
-        for name in TABLES:
-            if not rows.get(name):
-                continue
-            began, table, items, names = time.perf_counter(), Base.metadata.tables[name], rows[name], list(rows[name][0])
-            if name == "audit_events":
-                items, names = chained(items), names + list(CHAIN)
-            copy_rows(raw, table, items, names)
-            seconds[name] = time.perf_counter() - began
-        for name in ("users", "services", "cab_meetings", "changes", "process_instances", "windows"):
-            conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT max(id) FROM {name}))"))
-    began = time.perf_counter()
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE"))  # COPY leaves the visibility map empty: index-only scans need it
-    seconds["VACUUM ANALYZE"] = time.perf_counter() - began
-    return seconds
-
-
-def build(engine, args) -> None:
-    from queries_data import generate
-
-    began = time.perf_counter()
-    with Session(engine) as session:
-        sync_directories(session, ROOT / "processes", ROOT / "forms")
-        demo.seed(session)
-        session.commit()
-        users = dict(session.execute(select(User.username, User.id)).all())
-        services = dict(session.execute(select(Service.key, Service.id)).all())
-        versions = dict(session.execute(select(ProcessVersion.process_key, func.max(ProcessVersion.id))
-                                        .group_by(ProcessVersion.process_key)).all())
-    world = World(random.Random(args.seed), datetime.now(timezone.utc), users, services,
-                  max(users.values()) + 1, max(services.values()) + 1, args.services)
-    rows = generate(world, args.changes, args.scheduled, versions, args.tasks, users["morgan"])
-    made = time.perf_counter()
-    seconds = load(engine, rows)
-    print(f"data set: generated in {made - began:.1f} s, loaded and analyzed in {time.perf_counter() - made:.1f} s: "
-          + ", ".join(f"{name} {len(rows[name]):,}" for name in TABLES if rows.get(name)), flush=True)
-    print("  load seconds: " + ", ".join(f"{name} {s:.1f}" for name, s in sorted(seconds.items(), key=lambda i: -i[1])[:6]))
-
-
-def has_data(engine, args) -> bool:
-    try:
-        with Session(engine) as session:
-            return (session.scalar(select(func.count(Service.id))) == args.services + len(demo.DEMO_SERVICES)
-                    and session.scalar(select(func.count(Change.id))) >= args.changes + args.scheduled
-                    and session.scalar(select(func.count()).select_from(Task)) >= args.tasks
-                    and session.scalar(select(func.count(Change.id)).where(Change.state == "scheduled")) >= args.scheduled)
-    except Exception:  # no schema yet
-        return False
-
-
-def prepare(args):
-    if make_url(args.database_url).database in PROTECTED_DATABASES:
-        raise SystemExit("refusing to use that database; give the benchmark one of its own")
-    engine = make_engine(args.database_url)
-    if args.reuse and has_data(engine, args):
-        upgrade(args.database_url)  # the data set survives migrations added since it was built
-        print(f"reusing the data set in {args.database_url}")
-        return engine
-    engine.dispose()
-    reset_database(args.database_url)
-    upgrade(args.database_url)
-    engine = make_engine(args.database_url)
-    build(engine, args)
-    return engine
-
-
-def data_counts(engine) -> dict[str, int]:
-    queries = {
-        "changes": "SELECT count(*) FROM changes",
-        "changes scheduled": "SELECT count(*) FROM changes WHERE state = 'scheduled'",
-        "changes scheduled ahead": "SELECT count(*) FROM changes WHERE state = 'scheduled' AND planned_start > now()",
-        "changes open": "SELECT count(*) FROM changes WHERE state NOT IN ('closed', 'canceled')",
-        "tasks": "SELECT count(*) FROM tasks",
-        "tasks ready": "SELECT count(*) FROM tasks WHERE status = 'ready'",
-        "audit_events": "SELECT count(*) FROM audit_events",
-        "approvals": "SELECT count(*) FROM approvals",
-        "change_services": "SELECT count(*) FROM change_services",
-        "services": "SELECT count(*) FROM services",
-        "service_dependencies": "SELECT count(*) FROM service_dependencies",
-        "windows": "SELECT count(*) FROM windows",
-        "users": "SELECT count(*) FROM users",
-        "service_members": "SELECT count(*) FROM service_members",
-    }
-    with engine.connect() as conn:
-        counts = {name: conn.scalar(text(sql)) for name, sql in queries.items()}
-        counts["database MB"] = conn.scalar(text("SELECT pg_database_size(current_database())")) // (1024 * 1024)
-    return counts
 
 
 # -- who calls ----------------------------------------------------------------------------------------
@@ -239,21 +137,6 @@ class Measurement:
                 "met": None if self.target_ms is None else p["p95"] < self.target_ms,
                 "slowest_statement_ms": round(self.slowest[0] * 1000, 2) if self.slowest else None,
                 "slowest_statement": compact(self.slowest[1]) if self.slowest else None, "plan": self.plan}
-
-
-class StatementLog:
-    """Statements of the current call, with parameters and time inside cursor.execute."""
-
-    def __init__(self, engine):
-        self.captured: list[list] = []
-        event.listen(engine, "before_cursor_execute", self.before)
-        event.listen(engine, "after_cursor_execute", self.after)
-
-    def before(self, conn, cursor, statement, parameters, context, executemany):
-        self.captured.append([statement, parameters, time.perf_counter()])
-
-    def after(self, conn, cursor, statement, parameters, context, executemany):
-        self.captured[-1][2] = time.perf_counter() - self.captured[-1][2]
 
 
 def call(client: httpx.Client, request) -> httpx.Response:
@@ -385,7 +268,7 @@ def measurements(args, engine, who, tokens, feed_token) -> list[Measurement]:
                     lambda i: ("GET", "/calendar.ics", {"token": feed_token, "service": SERVICE_FILTER}, None, manager),
                     max(5, r // 5)),
         Measurement(f"quarterly report: leadership {quarter // 4}-Q{quarter % 4 + 1}", "quarterly report", 1000,
-                    get(f"/api/reports/leadership", {"period": f"{quarter // 4}-Q{quarter % 4 + 1}"}), rr),
+                    get("/api/reports/leadership", {"period": f"{quarter // 4}-Q{quarter % 4 + 1}"}), rr),
         Measurement(f"quarterly report: leadership {quarter // 4}-Q{quarter % 4 + 1}, service={SERVICE_FILTER}",
                     "quarterly report", 1000, get("/api/reports/leadership", {
                         "period": f"{quarter // 4}-Q{quarter % 4 + 1}", "service": SERVICE_FILTER}), rr),

@@ -22,7 +22,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import reports_changes
-from reports_changes import EVIDENCE, HOUR, Plan, authorize, half_hour, hours, make_change, pick
+from reports_changes import EVIDENCE, HOUR, Plan, half_hour, hours, make_change, pick, through_scheduling
 from reports_data import CATEGORIES, RISKS, Life, World
 from schedule_at_scale import make_windows
 
@@ -73,20 +73,8 @@ def scheduled_standard(life: Life, plan: Plan, w: World) -> None:
 def scheduled_normal(life: Life, plan: Plan, w: World) -> None:
     """reports_changes.normal up to the window, which lies ahead: implementation has not begun."""
     rng = w.rng
-    life.go("assess", after=0.01)
-    life.go("authorize", after=0.01)
-    if not authorize(life, plan, w, "Task_Authorize", "Authorize change", "change_manager", plan.manager, 8, 48,
-                     "change_manager"):
+    if not through_scheduling(life, plan, w):
         return
-    if plan.risk != "low":
-        life.step("Task_OwnerApproval", "Service owner approval", "service_owner",
-                  [(o, hours(rng, 16), None) for o in plan.owners], approval="service_owner", due=48)
-    if plan.risk == "high" and life.alive:
-        voters = rng.sample(w.by_role["cab_member"], 3)
-        life.step("Task_CabApproval", "CAB approval", "cab_member", [(v, 0, None) for v in voters],
-                  approval="cab", due=120, meeting=w.next_meeting(life.t + HOUR))
-    life.go("scheduled")
-    life.step("Task_Schedule", "Schedule change", "change_manager", [(plan.manager, hours(rng, 4), None)])
     plan.window = future_window(w, 8) if "Task_Schedule" in life.done else None
     life.evidence(EVIDENCE[plan.category][0], plan.requester)
     if plan.risk != "low":

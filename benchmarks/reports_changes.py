@@ -54,13 +54,14 @@ def standard(life: Life, plan: Plan, w: World) -> None:
     close(life, plan, w)
 
 
-def normal(life: Life, plan: Plan, w: World) -> None:
+def through_scheduling(life: Life, plan: Plan, w: World) -> bool:
+    """A normal change from assessment to *Schedule change*; False when authorization ended it."""
     rng = w.rng
     life.go("assess", after=0.01)
     life.go("authorize", after=0.01)
     if not authorize(life, plan, w, "Task_Authorize", "Authorize change", "change_manager", plan.manager, 8, 48,
                      "change_manager"):
-        return
+        return False
     if plan.risk != "low":
         life.step("Task_OwnerApproval", "Service owner approval", "service_owner",
                   [(o, hours(rng, 16), None) for o in plan.owners], approval="service_owner", due=48)
@@ -70,6 +71,13 @@ def normal(life: Life, plan: Plan, w: World) -> None:
                   approval="cab", due=120, meeting=w.next_meeting(life.t + HOUR))
     life.go("scheduled")
     life.step("Task_Schedule", "Schedule change", "change_manager", [(plan.manager, hours(rng, 4), None)])
+    return True
+
+
+def normal(life: Life, plan: Plan, w: World) -> None:
+    rng = w.rng
+    if not through_scheduling(life, plan, w):
+        return
     start = half_hour(life.t + rng.uniform(24, 14 * 24) * HOUR)
     plan.window = (start, start + rng.randint(1, 8) * HOUR) if "Task_Schedule" in life.done else None
     if plan.cancel and not plan.rejected:

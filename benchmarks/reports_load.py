@@ -100,8 +100,9 @@ def load(engine, rows: dict[str, list[dict]]) -> dict[str, float]:
     return seconds
 
 
-def build(engine, args) -> None:
-    began = time.perf_counter()
+def seeded_world(engine, args) -> tuple[World, dict[str, int], dict[str, int]]:
+    """Processes deployed and demo data seeded; the World the generators fill, the latest version id
+    per process key, and username -> user id."""
     with Session(engine) as session:
         sync_directories(session, ROOT / "processes", ROOT / "forms")
         demo.seed(session)
@@ -112,6 +113,12 @@ def build(engine, args) -> None:
                                         .group_by(ProcessVersion.process_key)).all())
     world = World(random.Random(args.seed), datetime.now(timezone.utc), users, services,
                   max(users.values()) + 1, max(services.values()) + 1, args.services)
+    return world, versions, users
+
+
+def build(engine, args) -> None:
+    began = time.perf_counter()
+    world, versions, _users = seeded_world(engine, args)
     rows = generate(world, args.changes, versions)
     made = time.perf_counter()
     seconds = load(engine, rows)
