@@ -2,15 +2,22 @@
 
     .venv/bin/pip install pyinstrument
     .venv/bin/python benchmarks/profile_lifecycle.py --changes 50 [--html profile.html] [--sql]
+        [--redis-url redis://127.0.0.1:6379/11]
 
 Same database preparation, payloads and walk as lifecycle.py (bench_load.Walker over
 httpx.WSGITransport), but no gunicorn and no sockets: what is left is the service's own Python and
 its round trips to PostgreSQL. --sql prints the SQL statements per endpoint instead of profiling.
+Without --redis-url the jobs (deliveries, conflict checks, timers) run inside the request after its
+commit, as in the embedded topology; with it (the Redis database is flushed) one `changeflow worker`
+runs them in its own process, and what is profiled is the web worker's share alone.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -19,11 +26,22 @@ from bench_db import DEFAULT_URL, prepare
 from bench_load import Walker
 
 
-def make_app(database_url: str):
+def make_app(database_url: str, redis_url: str | None = None):
     from engine.config import Settings
     from webui import create_app
 
-    return create_app(Settings.from_env(database_url=database_url, redis_url=None))
+    return create_app(Settings.from_env(database_url=database_url, redis_url=redis_url))
+
+
+def start_job_worker(database_url: str, redis_url: str):
+    from bench_server import JobWorker
+    from redis import Redis
+
+    Redis.from_url(redis_url).flushdb()
+    worker = JobWorker(database_url, redis_url, Path(tempfile.gettempdir()) / "changeflow-profile-worker.log",
+                       name=f"profile-{os.getpid()}")
+    worker.wait_ready()
+    return worker
 
 
 def count_statements(app, walker: Walker, changes: int) -> None:
@@ -60,20 +78,58 @@ def count_statements(app, walker: Walker, changes: int) -> None:
         print(f"{endpoint:10s} {statements[endpoint] / n:6.1f} statements per call ({n} calls)")
 
 
+def measure_cpu(walker: Walker, changes: int) -> None:
+    """CPU time of this thread per endpoint call: with WSGITransport, the request's own Python."""
+    cpu: Counter = Counter()
+    calls: Counter = Counter()
+    original = walker._call
+
+    def timed(endpoint, *args, **kwargs):
+        started = time.thread_time()
+        try:
+            return original(endpoint, *args, **kwargs)
+        finally:
+            cpu[endpoint] += time.thread_time() - started
+            calls[endpoint] += 1
+
+    walker._call = timed
+    for index in range(1, changes + 1):
+        walker.walk(index)
+    for endpoint, n in calls.items():
+        print(f"{endpoint:10s} {cpu[endpoint] / n * 1000:6.1f} ms CPU per call ({n} calls)")
+    completions = calls["complete"] or 1
+    print(f"all calls  {sum(cpu.values()) / completions * 1000:6.1f} ms CPU per completion")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=50)
     parser.add_argument("--database-url", default=DEFAULT_URL, help="PostgreSQL URL; the database is wiped")
     parser.add_argument("--html", type=Path, default=None, help="also write pyinstrument's HTML report")
     parser.add_argument("--sql", action="store_true", help="count SQL statements per endpoint instead")
+    parser.add_argument("--cpu", action="store_true", help="print CPU time per endpoint call instead")
+    parser.add_argument("--redis-url", default=None,
+                        help="run jobs on a `changeflow worker` over this Redis database (flushed)")
     args = parser.parse_args(argv)
 
     tokens = prepare(args.database_url)
-    app = make_app(args.database_url)
+    worker = start_job_worker(args.database_url, args.redis_url) if args.redis_url else None
+    try:
+        return profile(args, tokens)
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
+def profile(args, tokens) -> int:
+    app = make_app(args.database_url, args.redis_url)
     walker = Walker("http://changeflow.test", tokens, transport=httpx.WSGITransport(app=app))
     walker.walk(0)  # warm-up: spec cache, compiled expressions, connection pool
     if args.sql:
         count_statements(app, walker, args.changes)
+        return 0
+    if args.cpu:
+        measure_cpu(walker, args.changes)
         return 0
     from pyinstrument import Profiler
 

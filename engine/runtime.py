@@ -17,7 +17,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from . import audit, notify
-from .bpmn.specs import SPECS
+from .bpmn.specs import FORMS, SPECS
 from .command import Command
 from .db import utcnow
 from .errors import Conflict, Forbidden, NotFound, ValidationFailed, WorkflowFailure
@@ -113,7 +113,7 @@ def complete_task(session: Session, task_id: str, user: User, data: dict, *,
     instance = session.get(ProcessInstance, task.instance_id)
     version = instance.process_version
     if task.form:
-        validate_form(version.forms[task.form], data, form_name=task.form)
+        validate_form(FORMS.get(version)[task.form], data, form_name=task.form)
     change = task.change
     command = Command(session, user, change, version.process_key)
     workflow = _load(instance, version, command)

@@ -2,6 +2,11 @@
 
 A workflow failure is also written down as an incident — in a fresh transaction after the
 rollback, so the record survives while nothing of the failed command does.
+
+The commit keeps what the command loaded and wrote (no expiry): the response describes the rows
+the command just committed, and reading them all again would cost a query per object. Whoever
+writes the same rows from another session in the same request (the in-process job runner) expires
+them (`webui.background`).
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ def run_command(session: Session, actor: User | None, func: Callable[..., T], *a
     actor_id = actor.id if actor else None
     try:
         result = func(session, *args, **kwargs)
-        session.commit()
+        _commit_keeping_objects(session)
         return result
     except StaleDataError:
         session.rollback()
@@ -47,6 +52,15 @@ def run_command(session: Session, actor: User | None, func: Callable[..., T], *a
     except BaseException:
         session.rollback()
         raise
+
+
+def _commit_keeping_objects(session) -> None:
+    real = session.registry() if hasattr(session, "registry") else session  # a scoped session's own
+    expire, real.expire_on_commit = real.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        real.expire_on_commit = expire
 
 
 def record_incident(session: Session, failure: WorkflowFailure, actor_id: int | None) -> Incident:

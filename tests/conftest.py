@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from engine import demo, migrate
-from engine.bpmn.specs import SPECS
+from engine.bpmn.specs import FORMS, SPECS
 from engine.config import PROJECT_ROOT, Settings
 from engine.db import Base, make_engine
 
@@ -112,6 +112,7 @@ def backend(database_url) -> str:
 def _fresh_spec_cache():
     yield
     SPECS.clear()
+    FORMS.clear()
 
 
 def corpus_files() -> list[Path]:

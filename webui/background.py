@@ -42,4 +42,8 @@ def _hand_on_committed_jobs(session) -> None:
         return
     jobs = queue.take_new(session)
     if jobs and has_app_context():
-        dispatcher(current_app._get_current_object()).dispatch(jobs)
+        found = dispatcher(current_app._get_current_object())
+        found.dispatch(jobs)
+        if isinstance(found, InlineDispatcher):
+            # The jobs ran here, in sessions of their own: what this session holds may be stale now.
+            session.expire_all()

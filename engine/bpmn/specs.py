@@ -1,12 +1,15 @@
 """Turning a bundle into SpiffWorkflow specs, and caching them per deployed version.
 
 Parsing costs milliseconds; a request must never pay it. Specs are immutable once built, so one
-copy per bundle hash is shared by every request and worker thread in the process.
+copy per bundle hash is shared by every request and worker thread in the process. The version's
+forms are cached the same way, so a task completion does not load the version's documents from
+the database at all.
 """
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Callable
 
 
 from ..scripting import AST_LOCK
@@ -30,29 +33,44 @@ def _build_specs(bundle: Bundle, process_key: str):
     return spec, subprocess_specs
 
 
-class SpecCache:
-    def __init__(self, size: int = 128):
-        self._size = size
+def _specs_of(version) -> tuple:
+    bundle = Bundle(version.bpmn_xml, version.filename, dict(version.dmn or {}), {})
+    return build_specs(bundle, version.process_key)
+
+
+def _forms_of(version) -> dict:
+    """Form name → document text (JSON Schema or UI schema) of the version's snapshot. The same
+    text object every time, so `engine.forms` finds its compiled validator without rehashing."""
+    return dict(version.forms or {})
+
+
+class VersionCache:
+    """What is built from a ProcessVersion row, keyed by its bundle hash (ids differ between databases).
+
+    Callers must not change what they get: it is shared by every thread of the process.
+    """
+
+    def __init__(self, build: Callable, size: int = 128):
+        self._build, self._size = build, size
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, version) -> tuple:
-        """Specs for a ProcessVersion row, keyed by its bundle hash (ids differ between databases)."""
+    def get(self, version):
         with self._lock:
             if version.sha256 in self._items:
                 self._items.move_to_end(version.sha256)
                 return self._items[version.sha256]
-        bundle = Bundle(version.bpmn_xml, version.filename, dict(version.dmn or {}), {})
-        specs = build_specs(bundle, version.process_key)
+        built = self._build(version)
         with self._lock:
-            self._items[version.sha256] = specs
+            self._items[version.sha256] = built
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
-        return specs
+        return built
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
 
 
-SPECS = SpecCache()
+SPECS = VersionCache(_specs_of)
+FORMS = VersionCache(_forms_of)

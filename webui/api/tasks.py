@@ -6,6 +6,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from engine import drafts, runtime
+from engine.bpmn.specs import FORMS
 from engine.errors import NotFound
 from engine.evidence_rules import evidence_status
 from engine.inbox import inbox as engine_inbox
@@ -44,7 +45,7 @@ def get_task(task_id):
     """The task with its form (JSON Schema, UI schema) and the current values of its fields."""
     task = _visible_task(task_id)
     instance = db.session.get(ProcessInstance, task.instance_id)
-    forms = instance.process_version.forms
+    forms = FORMS.get(instance.process_version)
     schema = json.loads(forms[task.form]) if task.form in forms else {}
     ui_schema = json.loads(forms[task.ui_form]) if task.ui_form in forms else None
     values = form_values(task.change, schema) if task.status == "ready" else (task.data or {})

@@ -7,6 +7,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from engine import drafts, permissions, runtime
+from engine.bpmn.specs import FORMS
 from engine.db import utcnow
 from engine.errors import ChangeflowError, ValidationFailed
 from engine.evidence_rules import evidence_status
@@ -76,7 +77,7 @@ def _task_page(task_id: str):
     if not can_see_task(signed_in_user(), task):
         abort(404)
     instance = db.session.get(ProcessInstance, task.instance_id)
-    forms = instance.process_version.forms
+    forms = FORMS.get(instance.process_version)
     schema = json.loads(forms[task.form]) if task.form in forms else {"properties": {}}
     ui_schema = json.loads(forms[task.ui_form]) if task.ui_form in forms else {}
     context = {
