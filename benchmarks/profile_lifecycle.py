@@ -79,9 +79,23 @@ def count_statements(app, walker: Walker, changes: int) -> None:
 
 
 def measure_cpu(walker: Walker, changes: int) -> None:
-    """CPU time of this thread per endpoint call: with WSGITransport, the request's own Python."""
+    """CPU time of this thread per endpoint call: with WSGITransport, the request's own Python.
+
+    This machine's speed swings by 2x within minutes, so after each change the raw SpiffWorkflow
+    walk of one change (bench_raw, full state serialized per step) is timed the same way: the
+    ratio of the two is what to compare between commits.
+    """
+    from bench_raw import NoServiceScriptEngine, load_specs, run_change
+    from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+    from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+
+    specs = load_specs(Path(__file__).resolve().parent.parent / "processes")
+    serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
+    engine = NoServiceScriptEngine()
+    run_change(0, specs, serializer, engine)
     cpu: Counter = Counter()
     calls: Counter = Counter()
+    raw_cpu, raw_completions = 0.0, 0
     original = walker._call
 
     def timed(endpoint, *args, **kwargs):
@@ -95,10 +109,16 @@ def measure_cpu(walker: Walker, changes: int) -> None:
     walker._call = timed
     for index in range(1, changes + 1):
         walker.walk(index)
+        started = time.thread_time()
+        raw_completions += run_change(index, specs, serializer, engine)[0]
+        raw_cpu += time.thread_time() - started
     for endpoint, n in calls.items():
         print(f"{endpoint:10s} {cpu[endpoint] / n * 1000:6.1f} ms CPU per call ({n} calls)")
     completions = calls["complete"] or 1
-    print(f"all calls  {sum(cpu.values()) / completions * 1000:6.1f} ms CPU per completion")
+    web = sum(cpu.values()) / completions
+    raw = raw_cpu / raw_completions
+    print(f"all calls  {web * 1000:6.1f} ms CPU per completion")
+    print(f"raw engine {raw * 1000:6.1f} ms CPU per completion, interleaved: web / raw = {web / raw:.2f}")
 
 
 def main(argv=None) -> int:

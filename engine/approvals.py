@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from .memo import active_users
 from .models import Approval, Change, Service, Task, User, change_services
 
 RULE = "segregation_of_duties"
@@ -32,9 +33,7 @@ def approver_facts(session: Session, change: Change) -> dict:
         name = username if owner_id is not None and active and owner_id not in conflicted else None
         if name not in owners:
             owners.append(name)
-    members = session.execute(select(User.id, User.username, User.roles).where(User.active.is_(True))
-                              .order_by(User.username))
-    cab = [username for user_id, username, roles in members if "cab_member" in roles and user_id not in conflicted]
+    cab = [u.username for u in active_users(session) if "cab_member" in u.roles and u.id not in conflicted]
     return {"service_owners": owners, "cab_members": cab}
 
 

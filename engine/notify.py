@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .db import utcnow
+from .memo import active_users
 from .models import Approval, Change, FollowUpAction, Notification, Task, User
 from .notification_templates import TEMPLATES
 from .outbox import notify as write
@@ -30,8 +31,7 @@ def service_owners(session: Session, change: Change) -> list[User]:
 
 
 def role_holders(session: Session, role: str) -> list[User]:
-    users = session.scalars(select(User).where(User.active.is_(True)).order_by(User.username))
-    return [u for u in users if role in u.roles]
+    return [u for u in active_users(session) if role in u.roles]
 
 
 def audience(session: Session, change: Change, name: str) -> list[User]:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from .db import utcnow
+from .memo import webhook_endpoints
 from .jobs import queue
 from .models import Change, Notification, User, WebhookEndpoint
 from .notification_templates import MANDATORY, TEMPLATES
@@ -84,9 +84,7 @@ def notify(session: Session, kind: str, change: Change, recipients: list[User], 
 
 
 def _subscribed(session: Session, kind: str) -> list[WebhookEndpoint]:
-    endpoints = session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.active.is_(True))
-                                .order_by(WebhookEndpoint.id))
-    return [e for e in endpoints if not e.events or kind in e.events]
+    return [e for e in webhook_endpoints(session) if not e.events or kind in e.events]
 
 
 def _write(session: Session, rows: list[dict]) -> list[Notification]:

@@ -179,10 +179,11 @@ def save_and_sync(command: Command, instance: ProcessInstance, workflow: BpmnWor
     _save(command.session, instance, workflow)
     _sync_tasks(command, instance, workflow, version)
     drafts.discard_closed(command.session, instance.id)  # a completed or cancelled task's draft is void
-    timers.sync(command.session, instance, workflow)
-    for task_id in command.deferred:
-        queue.schedule(command.session, "service_task", task_id, instance_id=instance.id,
-                       change_id=command.change.id, dedupe_key=f"service_task:{instance.id}:{task_id}")
+    timers.sync(command.session, instance, workflow, known=command.timers_at_load)
+    command.timers_at_load = set(timers.waiting_timers(workflow))  # synced: a second save starts from here
+    queue.schedule_unless_known(command.session, "service_task", [
+        dict(ref=task_id, instance_id=instance.id, change_id=command.change.id,
+             dedupe_key=f"service_task:{instance.id}:{task_id}") for task_id in command.deferred])
     command.deferred.clear()
 
 
@@ -209,8 +210,13 @@ def _require_ready(task: Task) -> None:
 
 def _load(instance: ProcessInstance, version: ProcessVersion, command: Command | None, *,
           in_worker: bool = False) -> BpmnWorkflow:
+    from . import timers
+
     spec, subprocess_specs = SPECS.get(version)
-    return load_state(instance.state, spec, subprocess_specs, ChangeflowScriptEngine(command, in_worker=in_worker))
+    workflow = load_state(instance.state, spec, subprocess_specs, ChangeflowScriptEngine(command, in_worker=in_worker))
+    if command is not None:
+        command.timers_at_load = set(timers.waiting_timers(workflow))
+    return workflow
 
 
 def advance(command: Command, workflow: BpmnWorkflow, version: ProcessVersion, first=None) -> None:

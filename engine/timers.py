@@ -38,12 +38,21 @@ def waiting_timers(workflow) -> dict[str, tuple[object, datetime]]:
     return found
 
 
-def sync(session: Session, instance, workflow) -> None:
+def sync(session: Session, instance, workflow, known: set[str] | None = None) -> None:
+    """Give every waiting timer its job and cancel the jobs of timers that no longer wait.
+
+    `known`: the timers that waited when the command loaded the state. The command that saved that
+    state synced them, so when the same timers wait now there is nothing to write.
+    """
     timers = waiting_timers(workflow)
-    for task_id, (_task, moment) in timers.items():
-        queue.schedule(session, "timer", task_id, due_at=moment, instance_id=instance.id,
-                       change_id=instance.change_id, dedupe_key=f"timer:{instance.id}:{task_id}")
-    queue.cancel_timers(session, instance.id, keep=set(timers))
+    if known is not None and known == set(timers):
+        return
+    queue.schedule_unless_known(session, "timer", [
+        dict(ref=task_id, due_at=moment, instance_id=instance.id, change_id=instance.change_id,
+             dedupe_key=f"timer:{instance.id}:{task_id}")
+        for task_id, (_task, moment) in timers.items()])
+    if known is None or known - set(timers):
+        queue.cancel_timers(session, instance.id, keep=set(timers))
 
 
 def mark_fired(workflow, task_id: str, now: datetime) -> object | None:
