@@ -5,8 +5,9 @@
 Wipes and prepares its own PostgreSQL database (default `changeflow_bench`, never `test`), serves
 it with `changeflow serve --no-deploy` (gunicorn) on a free localhost port next to `changeflow
 worker` processes over Redis (the production topology; --no-redis runs jobs inside the web workers
-instead), has K client threads walk N changes submit → closed, then runs the same process
-in-process with SpiffWorkflow alone. See docs/performance.md for results and how to read them.
+instead), has K client threads walk N changes submit → closed, and runs the same process
+in-process with SpiffWorkflow alone, half of it before the load and half after. See
+docs/performance.md for results and how to read them.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--warmup", type=int, default=8, help="changes walked first and not counted")
-    parser.add_argument("--raw-changes", type=int, default=None, help="changes for the raw ceiling (default N)")
+    parser.add_argument("--raw-changes", type=int, default=None, help="changes for the raw ceiling, half before the load and half after (default N)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11",
                         help="Redis for rq (this database is flushed before and after)")
     parser.add_argument("--no-redis", action="store_true", help="no Redis: jobs run inside the web workers")
@@ -112,8 +113,10 @@ def latency_rows(result: LoadResult) -> dict[str, dict]:
     return rows
 
 
-def summary(args, run: ApiRun, raw: RawResult, loadavg: str) -> dict:
+def summary(args, run: ApiRun, raws: tuple[RawResult, RawResult], loadavg: str) -> dict:
     api = run.load
+    raw = RawResult(sum(r.changes for r in raws), sum(r.completions for r in raws),
+                    sum(r.seconds for r in raws), raws[-1].state_bytes)
     api_rate = api.completions / api.seconds
     per_completion = {k: v * 1000 / api.completions for k, v in run.cpu.items() if k.endswith("_s")}
     return {
@@ -125,7 +128,9 @@ def summary(args, run: ApiRun, raw: RawResult, loadavg: str) -> dict:
                 "stored_state_bytes": run.stored_state_bytes, "cpu": run.cpu,
                 "cpu_ms_per_completion": per_completion, "cpu_cores": os.cpu_count()},
         "raw": {"changes": raw.changes, "seconds": raw.seconds, "changes_per_s": raw.changes_per_second,
-                "task_completions_per_s": raw.completions_per_second, "state_bytes": raw.state_bytes},
+                "task_completions_per_s": raw.completions_per_second, "state_bytes": raw.state_bytes,
+                "before_load_per_s": raws[0].completions_per_second,
+                "after_load_per_s": raws[1].completions_per_second},
         "api_over_raw": api_rate / raw.completions_per_second,
         "worker_peak_rss_kib": {str(pid): kib for pid, kib in run.rss_kib.items()},
     }
@@ -155,7 +160,8 @@ def print_report(s: dict) -> None:
           f"{api['cpu_cores']} cores to itself ({server_ms:.0f} ms server CPU per completion)")
     print(f"Raw SpiffWorkflow ceiling ({raw['changes']} changes, one process, full state "
           f"serialized + deserialized at every user task)")
-    print(f"  task completions/s   {raw['task_completions_per_s']:8.2f}   (changes/s {raw['changes_per_s']:.2f})")
+    print(f"  task completions/s   {raw['task_completions_per_s']:8.2f}   (changes/s {raw['changes_per_s']:.2f}; "
+          f"{raw['before_load_per_s']:.1f} before the load, {raw['after_load_per_s']:.1f} after)")
     print(f"  API / raw            {s['api_over_raw']:8.3f}")
     stored = f"{api['stored_state_bytes'] / 1024:.1f} KiB" if api["stored_state_bytes"] else "n/a"
     print(f"  state per instance   raw {raw['state_bytes'] / 1024:.1f} KiB (spec included), service {stored}")
@@ -170,12 +176,16 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` cleans up like Ctrl-C
     try:
         loadavg = Path("/proc/loadavg").read_text().split(" ", 3)[:3]
+        # This machine's speed drifts by ±20 % within minutes: half the raw ceiling runs before the
+        # load and half after, and the ratio is taken against both together.
+        raw_changes = max((args.raw_changes or args.changes) // 2, 1)
+        raw_before = run_ceiling(PROJECT_ROOT / "processes", raw_changes)
         run = measure_api(args)
-        raw = run_ceiling(PROJECT_ROOT / "processes", args.raw_changes or args.changes)
+        raw_after = run_ceiling(PROJECT_ROOT / "processes", raw_changes)
     except KeyboardInterrupt:
         print("interrupted; server stopped", file=sys.stderr)
         return 130
-    result = summary(args, run, raw, " ".join(loadavg))
+    result = summary(args, run, (raw_before, raw_after), " ".join(loadavg))
     print_report(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

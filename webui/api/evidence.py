@@ -52,8 +52,9 @@ def upload(change_id):
     user = current_user()
     store = _store()
     request.max_content_length = store.max_bytes + MULTIPART_OVERHEAD
-    # Refuse the caller and a closed change before the body is parsed.
-    evidence.writable_change(db.session, change_id, user)
+    # Refuse the caller and a closed change before the body is parsed. Holding the change keeps it
+    # in the session's identity map, so the command below does not load it again.
+    change = evidence.writable_change(db.session, change_id, user)  # noqa: F841
     try:
         if request.mimetype != "multipart/form-data":
             body = _load(schemas.EvidenceLinkCreate(), request.get_json(silent=True) or {}, "json")
