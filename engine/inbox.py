@@ -11,9 +11,10 @@ from .permissions import require
 
 def inbox(session: Session, user: User, *, role: str | None = None, change_id: int | None = None,
           change_type: str | None = None, risk: str | None = None, service: str | None = None,
-          limit: int = 500) -> list[Task]:
+          limit: int = 500, offset: int = 0) -> list[Task]:
     """Ready tasks assigned to `user` or unclaimed for one of their roles — minus approvals that
-    segregation of duties forbids them (they would only get a 403)."""
+    segregation of duties forbids them (they would only get a 403). Due first, then oldest first;
+    `limit` and `offset` page through them (the order ends on the task id, so pages never overlap)."""
     require(user, "task.read")
     # The change comes from the join the query makes anyway, with only what an inbox row shows (the
     # API and the inbox page): a busy inbox has hundreds of rows, and whole changes cost more than
@@ -22,7 +23,7 @@ def inbox(session: Session, user: User, *, role: str | None = None, change_id: i
         _waiting_for(user)
         .options(contains_eager(Task.change).load_only(Change.number, Change.title, Change.change_type, Change.risk),
                  selectinload(Task.assignee))
-        .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at)
+        .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at, Task.id)
     )
     if role:
         stmt = stmt.where(Task.role == role)
@@ -36,13 +37,18 @@ def inbox(session: Session, user: User, *, role: str | None = None, change_id: i
         stmt = stmt.where(Change.id.in_(select(change_services.c.change_id)
                                         .join(Service, Service.id == change_services.c.service_id)
                                         .where(Service.key == service)))
-    return list(session.scalars(stmt.limit(limit)))
+    return list(session.scalars(stmt.limit(limit).offset(offset)))
 
 
-def inbox_count(session: Session, user: User) -> int:
-    """How many tasks wait in `user`'s inbox (the navigation's badge): one COUNT, no rows loaded."""
+def inbox_count(session: Session, user: User, *, role: str | None = None, change_id: int | None = None) -> int:
+    """How many tasks wait in `user`'s inbox (the navigation's badge, the API's total): one COUNT."""
     require(user, "task.read")
-    return session.scalar(select(func.count()).select_from(_waiting_for(user).subquery()))
+    stmt = _waiting_for(user)
+    if role:
+        stmt = stmt.where(Task.role == role)
+    if change_id:
+        stmt = stmt.where(Task.change_id == change_id)
+    return session.scalar(select(func.count()).select_from(stmt.subquery()))
 
 
 def _waiting_for(user: User):

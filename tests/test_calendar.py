@@ -160,3 +160,27 @@ def test_feed_token_is_secret_and_rotating_it_invalidates_the_old_url(api):
         stored = db.session.execute(select(AuditEvent.kind, AuditEvent.actor)
                                     .where(AuditEvent.kind.like("calendar_token_%")).order_by(AuditEvent.id)).all()
     assert [tuple(row) for row in stored] == [("calendar_token_created", "alice"), ("calendar_token_rotated", "alice")]
+
+
+def test_calendar_entries_are_written_as_their_documented_schema_says(api):
+    """The calendar writes its entries without marshmallow's nested schema (a month holds thousands);
+    what it writes must be what the schema it documents would write."""
+    from marshmallow import fields
+
+    from engine import calendar_feed
+    from engine.models import User
+    from webui.api.schemas.windows import CalendarEntry, CalendarView
+
+    api.submit()
+    window(api, kind="maintenance", name="Saturday nights", starts_at="2026-11-28T22:00:00+01:00",
+           ends_at="2026-11-29T02:00:00+01:00", rrule="FREQ=WEEKLY;BYDAY=SA", timezone="Europe/Berlin")
+    window(api, kind="blackout", name="Payroll run", services=["payroll"],
+           starts_at="2026-12-10T00:00:00Z", ends_at="2026-12-12T00:00:00Z")
+    with api.app.app_context():
+        audrey = db.session.scalar(select(User).where(User.username == "audrey"))
+        view = calendar_feed.calendar_entries(db.session, audrey, at(DECEMBER["from"].replace("Z", "+00:00")),
+                                              at(DECEMBER["to"].replace("Z", "+00:00")))
+    written = CalendarView().dump(view)["entries"]
+    documented = fields.List(fields.Nested(CalendarEntry)).serialize("entries", view)
+    assert [e["type"] for e in written] == ["change", "maintenance", "blackout", "maintenance"]
+    assert written == documented

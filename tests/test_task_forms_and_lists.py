@@ -157,3 +157,26 @@ def test_change_list_filters_and_pages(api):
     assert pages[2]["items"] == []
     bad = api.get("/api/changes", "audrey", query_string={"state": "sideways"})
     assert bad.status_code == 422 and "state" in [e["field"] for e in bad.get_json()["errors"]]
+
+
+def test_the_inbox_pages_with_a_total_and_links(api):
+    for index in range(5):
+        api.submit(title=f"Rotate certificate {index}")
+    everything = api.get("/api/tasks", "morgan")
+    assert everything.status_code == 200
+    all_ids = [t["id"] for t in everything.get_json()]
+    assert len(all_ids) == 5 and everything.headers["X-Total-Count"] == "5"
+    assert 'rel="next"' not in everything.headers["Link"]
+
+    pages = [api.get("/api/tasks", "morgan", query_string={"per_page": 2, "page": p}) for p in (1, 2, 3, 4)]
+    assert [len(p.get_json()) for p in pages] == [2, 2, 1, 0]
+    assert {p.headers["X-Total-Count"] for p in pages} == {"5"}
+    assert [t["id"] for p in pages for t in p.get_json()] == all_ids  # same order, no overlap
+    assert '<http://localhost/api/tasks?page=2&per_page=2>; rel="next"' in pages[0].headers["Link"]
+    assert 'rel="next"' not in pages[2].headers["Link"] and 'page=3&per_page=2>; rel="last"' in pages[2].headers["Link"]
+
+    filtered = api.get("/api/tasks", "morgan", query_string={"role": "change_manager", "per_page": 1, "page": 2})
+    assert filtered.headers["X-Total-Count"] == "5" and "role=change_manager" in filtered.headers["Link"]
+    for bad in ({"per_page": 0}, {"per_page": 501}, {"page": 0}):
+        refused = api.get("/api/tasks", "morgan", query_string=bad)
+        assert refused.status_code == 422 and list(bad) == [e["field"] for e in refused.get_json()["errors"]]

@@ -9,13 +9,14 @@ from engine import drafts, runtime
 from engine.bpmn.specs import FORMS
 from engine.errors import NotFound
 from engine.evidence_rules import evidence_status
-from engine.inbox import inbox as engine_inbox
+from engine.inbox import inbox as engine_inbox, inbox_count as engine_inbox_count
 from engine.models import Approval, ProcessInstance, Task
 from engine.permissions import can_see_task
 from engine.projection import form_values
 from engine.transactions import run_command
 
 from ..auth import current_user, permission
+from ..paging import paging_headers
 from ..extensions import db
 from . import schemas
 
@@ -25,10 +26,19 @@ blp = Blueprint("tasks", __name__, url_prefix="/api/tasks", description="The tas
 @blp.route("", methods=["GET"])
 @permission("task.read")
 @blp.arguments(schemas.TaskQuery, location="query")
-@blp.response(200, schemas.Task(many=True))
+@blp.response(200, schemas.Task(many=True), headers={
+    "X-Total-Count": {"description": "how many tasks wait in all (every page)", "schema": {"type": "integer"}},
+    "Link": {"description": 'RFC 8288 links to the other pages: rel="next", "prev", "first", "last"',
+             "schema": {"type": "string"}}})
 def inbox(query):
-    """Ready tasks assigned to the caller, or unclaimed for one of the caller's roles."""
-    return engine_inbox(db.session, current_user(), role=query.get("role"), change_id=query.get("change"))
+    """Ready tasks assigned to the caller, or unclaimed for one of the caller's roles: due first, a
+    page at a time (`page`, `per_page`; default 100 per page)."""
+    user, page, per_page = current_user(), query["page"], query["per_page"]
+    filters = {"role": query.get("role"), "change_id": query.get("change")}
+    tasks = engine_inbox(db.session, user, limit=per_page, offset=(page - 1) * per_page, **filters)
+    # A first page that is not full holds everything: no COUNT needed.
+    total = len(tasks) if page == 1 and len(tasks) < per_page else engine_inbox_count(db.session, user, **filters)
+    return tasks, 200, paging_headers(total, page, per_page)
 
 
 def _visible_task(task_id: str) -> Task:

@@ -39,6 +39,9 @@ class TaskDetail(Task):
 class TaskQuery(Strict):
     role = fields.String(validate=validate.Length(max=32))
     change = fields.Integer()
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
+    per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500), metadata={
+        "description": "tasks per page (the X-Total-Count header says how many wait in all)"})
 
 
 class TaskComplete(Strict):
