@@ -83,10 +83,10 @@ def peak_rss_kib(pid: int) -> int | None:
 class JobWorker:
     """One `changeflow worker` (rq over Redis): it delivers notifications, fires timers, runs slow service tasks."""
 
-    def __init__(self, database_url: str, redis_url: str, log_path: Path, name: str):
+    def __init__(self, database_url: str, redis_url: str, log_path: Path, name: str, nice: int = 0):
         self.name, self.redis_url, self.log_path = name, redis_url, log_path
         self._log = open(log_path, "wb")
-        self.process = subprocess.Popen([*changeflow_command(), "worker", "--name", name],
+        self.process = subprocess.Popen([*changeflow_command(), "worker", "--name", name, "--nice", str(nice)],
                                         env=server_env(database_url, redis_url), stdout=self._log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
 

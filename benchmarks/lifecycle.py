@@ -43,6 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="Redis for rq (this database is flushed before and after)")
     parser.add_argument("--no-redis", action="store_true", help="no Redis: jobs run inside the web workers")
     parser.add_argument("--job-workers", type=int, default=1, help="`changeflow worker` processes (with Redis)")
+    parser.add_argument("--job-worker-nice", type=int, default=0,
+                        help="start the job workers with `--nice N` (background work yields the CPU to requests)")
     parser.add_argument("--think-ms", type=float, default=0.0,
                         help="mean pause of a client before each request (0.5-1.5x); 0 = back to back")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
@@ -72,7 +74,8 @@ def measure_api(args) -> ApiRun:
     server = Server(args.database_url, workers=args.workers, threads=args.threads,
                     log_path=logs / "changeflow-bench-server.log", redis_url=args.redis_url)
     job_workers = [JobWorker(args.database_url, args.redis_url, logs / f"changeflow-bench-worker-{i + 1}.log",
-                             f"bench-{os.getpid()}-{i + 1}") for i in range(args.job_workers)]
+                             f"bench-{os.getpid()}-{i + 1}", nice=args.job_worker_nice)
+                   for i in range(args.job_workers)]
     try:
         server.wait_healthy()
         for worker in job_workers:
@@ -122,6 +125,7 @@ def summary(args, run: ApiRun, raws: tuple[RawResult, RawResult], loadavg: str) 
     return {
         "changes": args.changes, "clients": args.clients, "workers": args.workers, "threads": args.threads,
         "redis": bool(args.redis_url), "job_workers": args.job_workers, "think_ms": args.think_ms,
+        "job_worker_nice": args.job_worker_nice,
         "loadavg_before": loadavg, "polls": api.polls, "conflicts_retried": api.conflicts,
         "api": {"seconds": api.seconds, "changes_per_s": api.changes / api.seconds,
                 "task_completions_per_s": api_rate, "latency": latency_rows(api),
@@ -138,7 +142,8 @@ def summary(args, run: ApiRun, raws: tuple[RawResult, RawResult], loadavg: str) 
 
 def print_report(s: dict) -> None:
     api, raw = s["api"], s["raw"]
-    jobs = (f"Redis + {s['job_workers']} job worker(s)" if s["redis"] else "no Redis (jobs run in the web workers)")
+    niced = f" at nice {s['job_worker_nice']}" if s.get("job_worker_nice") else ""
+    jobs = (f"Redis + {s['job_workers']} job worker(s){niced}" if s["redis"] else "no Redis (jobs run in the web workers)")
     think = f", think time {s['think_ms']:.0f} ms" if s["think_ms"] else ", no think time"
     print(f"\nChangeflow lifecycle: {s['changes']} normal changes, {s['clients']} clients{think}, "
           f"gunicorn {s['workers']} workers x {s['threads']} threads, {jobs}, PostgreSQL")

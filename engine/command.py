@@ -20,5 +20,7 @@ class Command:
     deferred: list[str] = field(default_factory=list)
     # the moment the command acts at: now for requests, the job's clock for timers run by a worker
     now: datetime = field(default_factory=utcnow)
+    # ids of tasks this command closed (completed, cancelled) that have a draft, now void
+    void_drafts: list[str] = field(default_factory=list)
     # ids of the timers that waited when the command loaded the state (None: a new instance)
     timers_at_load: set[str] | None = None

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, PendingRollbackError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
@@ -22,7 +22,7 @@ from .command import Command
 from .db import utcnow
 from .errors import Conflict, Forbidden, NotFound, ValidationFailed, WorkflowFailure
 from .forms import validate_form
-from .models import Approval, Assessment, Change, ProcessInstance, ProcessVersion, Task, User
+from .models import Approval, Assessment, Change, ProcessInstance, ProcessVersion, Task, TaskDraft, User
 from .approvals import RULE, approver_facts, sod_refusal, tally
 from .permissions import can, require_task_actor
 from .projection import apply_form_to_change, parse_duration
@@ -54,6 +54,20 @@ def get_task(session: Session, task_id: str) -> Task:
     if task is None:
         raise NotFound(f"Task {task_id} does not exist.")
     return task
+
+
+def _task_with_instance(session: Session, task_id: str) -> tuple[Task, ProcessInstance, ProcessVersion, bool]:
+    """The task, its change, instance and process version, and whether it has a draft: what every
+    completion reads, in one query."""
+    row = session.execute(
+        select(Task, ProcessInstance, ProcessVersion, TaskDraft.task_id.is_not(None).label("has_draft"))
+        .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
+        .join(ProcessVersion, ProcessVersion.id == ProcessInstance.process_version_id)
+        .outerjoin(TaskDraft, TaskDraft.task_id == Task.id)
+        .where(Task.id == task_id).options(joinedload(Task.change))).first()
+    if row is None:
+        raise NotFound(f"Task {task_id} does not exist.")
+    return row.Task, row.ProcessInstance, row.ProcessVersion, bool(row.has_draft)
 
 
 def claim_task(session: Session, task_id: str, user: User) -> Task:
@@ -106,12 +120,10 @@ def complete_task(session: Session, task_id: str, user: User, data: dict, *,
                   recorded_by: User | None = None, evidence_reviewed: list | None = None) -> Task:
     """Submit a task's form. For approvals, segregation of duties applies unless an admin overrides
     it with a reason; a CAB chair may record a member's decision taken in a meeting."""
-    task = get_task(session, task_id)
+    task, instance, version, has_draft = _task_with_instance(session, task_id)
     _require_ready(task)
     require_task_actor(user, task)
     override = _segregation_of_duties(session, task, user, override_reason)
-    instance = session.get(ProcessInstance, task.instance_id)
-    version = instance.process_version
     if task.form:
         validate_form(FORMS.get(version)[task.form], data, form_name=task.form)
     change = task.change
@@ -123,6 +135,8 @@ def complete_task(session: Session, task_id: str, user: User, data: dict, *,
 
     apply_form_to_change(session, change, data)
     task.status, task.completed_at, task.completed_by_id, task.data = "completed", utcnow(), user.id, data
+    if has_draft:
+        command.void_drafts.append(task.id)
     task.assignee_id = task.assignee_id or user.id
     audit.record(session, "task_completed", actor=recorded_by or user, change_id=change.id,
                  element_id=task.element_id, task_id=task.id,
@@ -178,7 +192,8 @@ def save_and_sync(command: Command, instance: ProcessInstance, workflow: BpmnWor
 
     _save(command.session, instance, workflow)
     _sync_tasks(command, instance, workflow, version)
-    drafts.discard_closed(command.session, instance.id)  # a completed or cancelled task's draft is void
+    drafts.discard(command.session, command.void_drafts)  # a completed or cancelled task's draft is void
+    command.void_drafts.clear()
     timers.sync(command.session, instance, workflow, known=command.timers_at_load)
     command.timers_at_load = set(timers.waiting_timers(workflow))  # synced: a second save starts from here
     queue.schedule_unless_known(command.session, "service_task", [
@@ -279,12 +294,18 @@ def _sync_tasks(command: Command, instance: ProcessInstance, workflow: BpmnWorkf
         str(t.id): t
         for t in workflow.get_tasks(state=TaskState.READY, manual=True, max_depth=MAX_DEPTH)
     }
-    open_rows = session.scalars(
-        select(Task).where(Task.instance_id == instance.id, Task.status == "ready")
-    ).all()
+    open_rows, with_drafts = [], set()
+    for row, has_draft in session.execute(
+            select(Task, TaskDraft.task_id.is_not(None)).outerjoin(TaskDraft, TaskDraft.task_id == Task.id)
+            .where(Task.instance_id == instance.id, Task.status == "ready")):
+        open_rows.append(row)
+        if has_draft:
+            with_drafts.add(row.id)
     for row in open_rows:
         if row.id not in ready:
             row.status = "cancelled"
+            if row.id in with_drafts:
+                command.void_drafts.append(row.id)
             audit.record(session, "task_cancelled", change_id=change.id, element_id=row.element_id,
                          task_id=row.id)
     known = {row.id for row in open_rows}

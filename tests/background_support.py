@@ -161,14 +161,14 @@ class WebhookReceiver:
 class Worker:
     """`changeflow worker` in its own process group, so SIGKILL takes it down like a lost machine."""
 
-    def __init__(self, env: dict, log: Path, name: str):
-        self.env, self.log, self.name = env, log, name
+    def __init__(self, env: dict, log: Path, name: str, args: tuple[str, ...] = ()):
+        self.env, self.log, self.name, self.args = env, log, name, args
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "Worker":
         self.log.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "webui.cli", "worker", "--name", self.name],
+        self.process = subprocess.Popen([sys.executable, "-m", "webui.cli", "worker", "--name", self.name, *self.args],
                                         cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         return self

@@ -6,7 +6,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from engine import accounts
-from engine.models import Approval, AuditEvent
+from engine.models import Approval, AuditEvent, TaskDraft
 from webui.extensions import db
 
 LOW = {"services": ["crm-web"], "impact": 3, "urgency": 3}           # criticality 3, tested rollback
@@ -82,6 +82,9 @@ def test_high_risk_goes_to_the_cab_and_a_majority_authorizes(api):
     approve(api, "sam", change["id"], "Service owner approval")
     for member in ("casey", "cora", "cyril"):
         assert names(api, member, change["id"]) == ["CAB approval"]
+    cyril_task = api.task("cyril", change["id"])["id"]
+    saved = api.request("PUT", f"/api/tasks/{cyril_task}/draft", "cyril", json={"data": {"comment": "Thinking"}})
+    assert saved.status_code == 200
     approve(api, "casey", change["id"], "CAB approval")
     assert api.change(change["id"])["state"] == "authorize"
     approve(api, "cora", change["id"], "CAB approval")
@@ -90,6 +93,8 @@ def test_high_risk_goes_to_the_cab_and_a_majority_authorizes(api):
     trace = api.trace(change["id"])
     cancelled = [t for t in trace["tasks"] if t["name"] == "CAB approval" and t["status"] == "cancelled"]
     assert [t["assignee"] for t in cancelled] == ["cyril"]
+    with api.app.app_context():  # the cancelled vote's draft went with it
+        assert db.session.get(TaskDraft, cyril_task) is None
 
 
 def test_one_rejection_at_any_step_rejects_and_rework_restarts_approvals(api):

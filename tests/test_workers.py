@@ -82,7 +82,8 @@ def stack(postgres_url, redis_db, tmp_path):
         db.session.commit()
     workers: list[Worker] = []
 
-    def start_worker(name: str, smtp_port: int | None = None, redis_url: str = REDIS_URL) -> Worker:
+    def start_worker(name: str, smtp_port: int | None = None, redis_url: str = REDIS_URL,
+                     args: tuple[str, ...] = ()) -> Worker:
         env = {**os.environ, "DATABASE_URL": postgres_url, "REDIS_URL": redis_url, "CHANGEFLOW_QUEUE": queue_name,
                "CHANGEFLOW_INSTANCE_DIR": str(tmp_path / "instance"), "CHANGEFLOW_SMTP_HOST": "127.0.0.1",
                "CHANGEFLOW_SMTP_PORT": str(smtp_port or smtp.port), "CHANGEFLOW_SMTP_STARTTLS": "false",
@@ -90,7 +91,7 @@ def stack(postgres_url, redis_db, tmp_path):
                "CHANGEFLOW_SWEEP_SECONDS": str(FAST["sweep_seconds"]),
                "CHANGEFLOW_RETRY_BASE_SECONDS": str(FAST["retry_base_seconds"]),
                "CHANGEFLOW_JOB_MAX_ATTEMPTS": str(FAST["job_max_attempts"])}
-        worker = Worker(env, tmp_path / f"{name}.log", name).start()
+        worker = Worker(env, tmp_path / f"{name}.log", name, args).start()
         workers.append(worker)
         return worker
 
@@ -308,3 +309,18 @@ def test_a_change_waiting_for_its_conflict_check_goes_ahead_of_queued_mail(stack
         checked_at = db.session.get(Job, step.id).finished_at
     assert first_mail is None or checked_at <= first_mail
     assert stack.api.change(cid)["state"] == "scheduled"
+
+
+def test_a_niced_worker_runs_at_lower_cpu_priority_and_still_delivers(stack):
+    """`changeflow worker --nice N` for workers that share cores with the web server."""
+    cid = stack.api.submit()["id"]
+    ids = queue_mail(stack, cid, 3)
+    worker = stack.start_worker("n1", args=("--nice", "7"))
+
+    def all_sent() -> bool:
+        with stack.session():
+            return set(db.session.scalars(select(Notification.status).where(Notification.id.in_(ids)))) == {"sent"}
+
+    wait_until(all_sent, timeout=60, what="the niced worker's deliveries")
+    niceness = int(Path(f"/proc/{worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    assert niceness == os.nice(0) + 7

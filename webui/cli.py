@@ -280,15 +280,21 @@ def serve(host, port, workers, threads, deploy):
 @main.command("worker")
 @click.option("--burst", is_flag=True, help="Run what is queued and due, then exit.")
 @click.option("--name", default=None, help="Worker name (default: changeflow-<host>:<pid>).")
-def worker(burst, name):
+@click.option("--nice", "niceness", default=0, show_default=True, type=click.IntRange(0, 19),
+              help="Lower this worker's CPU priority by N (as nice(1)): on cores shared with the web "
+                   "server, people's requests go first and background jobs take the idle time.")
+def worker(burst, name, niceness):
     """Run background jobs from Redis: deliveries, timers, slow service tasks (needs REDIS_URL).
 
     Start as many as you like, on as many machines; each also sweeps for jobs Redis lost.
     """
     import logging
+    import os
 
     from engine.jobs.worker import run_worker
 
+    if niceness:
+        os.nice(niceness)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     run_worker(Settings.from_env(), burst=burst, name=name)
 
