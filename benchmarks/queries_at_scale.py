@@ -233,7 +233,12 @@ def measurements(args, engine, who, tokens, feed_token) -> list[Measurement]:
 
     r, rr = args.repeat, args.report_repeat
     found = [
-        Measurement(f"inbox: change manager {who['change_manager'].username}", "inbox", 25, get("/api/tasks"), r),
+        Measurement(f"inbox: change manager {who['change_manager'].username} (first page of 100)", "inbox", 25,
+                    get("/api/tasks"), r),
+        Measurement(f"inbox: change manager {who['change_manager'].username}, page 3 of 100", "inbox", 25,
+                    get("/api/tasks", {"page": 3}), r),
+        Measurement(f"inbox: change manager {who['change_manager'].username}, per_page=500", "inbox", None,
+                    get("/api/tasks", {"per_page": 500}), r),
         Measurement(f"inbox: service owner {who['service_owner'].username}", "inbox", 25,
                     get("/api/tasks", token=owner), r),
         Measurement(f"inbox: CAB member {who['cab_member'].username}", "inbox", 25, get("/api/tasks", token=cab), r),
