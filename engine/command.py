@@ -22,5 +22,7 @@ class Command:
     now: datetime = field(default_factory=utcnow)
     # ids of tasks this command closed (completed, cancelled) that have a draft, now void
     void_drafts: list[str] = field(default_factory=list)
-    # ids of the timers that waited when the command loaded the state (None: a new instance)
+    # ids of the timers that waited when the command loaded the state (None: not known)
     timers_at_load: set[str] | None = None
+    # the command started the instance: it has no task rows yet to reconcile
+    fresh_instance: bool = False

@@ -38,6 +38,7 @@ def start_process(session: Session, change: Change, version: ProcessVersion, act
                   initial_data: dict) -> ProcessInstance:
     spec, subprocess_specs = SPECS.get(version)
     command = Command(session, actor, change, version.process_key)
+    command.timers_at_load, command.fresh_instance = set(), True  # nothing waited before this command
     workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=ChangeflowScriptEngine(command))
     for task in workflow.get_tasks(state=TaskState.READY, max_depth=MAX_DEPTH):
         task.data.update(initial_data)
@@ -192,6 +193,7 @@ def save_and_sync(command: Command, instance: ProcessInstance, workflow: BpmnWor
 
     _save(command.session, instance, workflow)
     _sync_tasks(command, instance, workflow, version)
+    command.fresh_instance = False  # its task rows exist now
     drafts.discard(command.session, command.void_drafts)  # a completed or cancelled task's draft is void
     command.void_drafts.clear()
     timers.sync(command.session, instance, workflow, known=command.timers_at_load)
@@ -295,7 +297,7 @@ def _sync_tasks(command: Command, instance: ProcessInstance, workflow: BpmnWorkf
         for t in workflow.get_tasks(state=TaskState.READY, manual=True, max_depth=MAX_DEPTH)
     }
     open_rows, with_drafts = [], set()
-    for row, has_draft in session.execute(
+    for row, has_draft in () if command.fresh_instance else session.execute(
             select(Task, TaskDraft.task_id.is_not(None)).outerjoin(TaskDraft, TaskDraft.task_id == Task.id)
             .where(Task.instance_id == instance.id, Task.status == "ready")):
         open_rows.append(row)
