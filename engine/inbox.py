@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, not_, or_, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
-from .approvals import sod_excluded
+from .approvals import sod_excluded, sod_excluded_task
 from .models import Change, Service, Task, User, change_services
 from .permissions import require
 
@@ -43,16 +43,20 @@ def inbox(session: Session, user: User, *, role: str | None = None, change_id: i
 def inbox_count(session: Session, user: User, *, role: str | None = None, change_id: int | None = None) -> int:
     """How many tasks wait in `user`'s inbox (the navigation's badge, the API's total): one COUNT."""
     require(user, "task.read")
-    stmt = _waiting_for(user)
+    stmt = select(func.count()).select_from(Task).where(*_waiting_task_conditions(user),
+                                                        not_(sod_excluded_task(user)))
     if role:
         stmt = stmt.where(Task.role == role)
     if change_id:
         stmt = stmt.where(Task.change_id == change_id)
-    return session.scalar(select(func.count()).select_from(stmt.subquery()))
+    return session.scalar(stmt)
+
+
+def _waiting_task_conditions(user: User) -> tuple:
+    return (Task.status == "ready",
+            or_(Task.assignee_id == user.id, Task.assignee_id.is_(None) & Task.role.in_(user.roles)))
 
 
 def _waiting_for(user: User):
     return (select(Task).join(Change, Change.id == Task.change_id)
-            .where(Task.status == "ready",
-                   or_(Task.assignee_id == user.id, Task.assignee_id.is_(None) & Task.role.in_(user.roles)),
-                   not_(sod_excluded(user))))
+            .where(*_waiting_task_conditions(user), not_(sod_excluded(user))))

@@ -180,3 +180,16 @@ def test_the_inbox_pages_with_a_total_and_links(api):
     for bad in ({"per_page": 0}, {"per_page": 501}, {"page": 0}):
         refused = api.get("/api/tasks", "morgan", query_string=bad)
         assert refused.status_code == 422 and list(bad) == [e["field"] for e in refused.get_json()["errors"]]
+
+
+def test_the_inbox_total_leaves_out_what_segregation_of_duties_hides(api):
+    """The total is counted by its own query; it must agree with the list, SoD exclusions included."""
+    mine = api.submit("morgan", title="Morgan's own change")  # morgan may not authorize it
+    others = [api.submit(title=f"Rotate certificate {index}") for index in range(4)]
+    api.act("morgan", others[0]["id"], {"decision": "approve", "comment": "Fine."}, name="Authorize change")
+    listed = [t["change_id"] for t in api.get("/api/tasks", "morgan", query_string={"per_page": 500}).get_json()]
+    assert len(listed) >= 3 and mine["id"] not in listed
+    for user in ("morgan", "alice", "sam", "casey"):
+        full = api.get("/api/tasks", user, query_string={"per_page": 500}).get_json()
+        counted = api.get("/api/tasks", user, query_string={"per_page": 1, "page": 2})
+        assert counted.headers["X-Total-Count"] == str(len(full)), user
