@@ -50,6 +50,16 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(timezone.utc)
 
 
+def insert_new_rows(session, model, key: str):
+    """`INSERT … ON CONFLICT (key) DO NOTHING` into `model`, in the session's database's dialect
+    (PostgreSQL and SQLite both have it): rows whose unique `key` exists already are skipped."""
+    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    insert_ = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return insert_(model).on_conflict_do_nothing(index_elements=[key])
+
+
 def sqlalchemy_engine_options(url: str) -> dict:
     """Options that make each backend behave well under concurrent requests."""
     if url.startswith("sqlite"):

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from .db import utcnow
+from .db import insert_new_rows, utcnow
 from .memo import webhook_endpoints
 from .jobs import queue
 from .models import Change, Notification, User, WebhookEndpoint
@@ -96,10 +94,7 @@ def _write(session: Session, rows: list[dict]) -> list[Notification]:
     if not rows:
         return []
     session.flush()  # the change and people these rows refer to
-    dialect = session.get_bind().dialect.name
-    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = (insert_(Notification).on_conflict_do_nothing(index_elements=["dedupe_key"])
-                 .returning(Notification))
+    statement = insert_new_rows(session, Notification, "dedupe_key").returning(Notification)
     written = sorted(session.scalars(statement, rows).all(), key=lambda n: n.id)
     queue.schedule_new(session, "deliver", [
         dict(ref=str(n.id), due_at=n.send_after, dedupe_key=f"deliver:{n.id}", change_id=n.change_id)

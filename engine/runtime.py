@@ -196,8 +196,8 @@ def save_and_sync(command: Command, instance: ProcessInstance, workflow: BpmnWor
     command.fresh_instance = False  # its task rows exist now
     drafts.discard(command.session, command.void_drafts)  # a completed or cancelled task's draft is void
     command.void_drafts.clear()
-    timers.sync(command.session, instance, workflow, known=command.timers_at_load)
-    command.timers_at_load = set(timers.waiting_timers(workflow))  # synced: a second save starts from here
+    # synced: a second save in the same command starts from here
+    command.timers_at_load = timers.sync(command.session, instance, workflow, known=command.timers_at_load)
     queue.schedule_unless_known(command.session, "service_task", [
         dict(ref=task_id, instance_id=instance.id, change_id=command.change.id,
              dedupe_key=f"service_task:{instance.id}:{task_id}") for task_id in command.deferred])

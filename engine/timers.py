@@ -38,21 +38,24 @@ def waiting_timers(workflow) -> dict[str, tuple[object, datetime]]:
     return found
 
 
-def sync(session: Session, instance, workflow, known: set[str] | None = None) -> None:
-    """Give every waiting timer its job and cancel the jobs of timers that no longer wait.
+def sync(session: Session, instance, workflow, known: set[str] | None = None) -> set[str]:
+    """Give every waiting timer its job and cancel the jobs of timers that no longer wait; returns
+    the ids of the timers that wait now.
 
     `known`: the timers that waited when the command loaded the state. The command that saved that
     state synced them, so when the same timers wait now there is nothing to write.
     """
     timers = waiting_timers(workflow)
-    if known is not None and known == set(timers):
-        return
+    waiting = set(timers)
+    if known == waiting:
+        return waiting
     queue.schedule_unless_known(session, "timer", [
         dict(ref=task_id, due_at=moment, instance_id=instance.id, change_id=instance.change_id,
              dedupe_key=f"timer:{instance.id}:{task_id}")
         for task_id, (_task, moment) in timers.items()])
-    if known is None or known - set(timers):
-        queue.cancel_timers(session, instance.id, keep=set(timers))
+    if known is None or known - waiting:
+        queue.cancel_timers(session, instance.id, keep=waiting)
+    return waiting
 
 
 def mark_fired(workflow, task_id: str, now: datetime) -> object | None:

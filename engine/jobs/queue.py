@@ -9,12 +9,10 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import and_, event, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..db import utcnow
+from ..db import insert_new_rows, utcnow
 from ..models import Job
 
 NEW_JOBS = "changeflow.new_jobs"  # session.info key: jobs written in the open transaction
@@ -69,26 +67,22 @@ def schedule_new(session: Session, kind: str, jobs: list[dict]) -> None:
     session.info.setdefault(NEW_JOBS, []).extend(Handout(row.id, row.due_at, kind) for row in rows)
 
 
-def schedule_unless_known(session: Session, kind: str, jobs: list[dict]) -> int:
+def schedule_unless_known(session: Session, kind: str, jobs: list[dict]) -> None:
     """Write the jobs whose dedupe key no job has yet, in one INSERT … ON CONFLICT DO NOTHING.
 
     For what is scheduled again after every command (an instance's waiting timers, its background
     service tasks): one round trip whether the jobs exist already or not, and a concurrent writer
     of the same key wins without a savepoint. Each dict holds ref, dedupe_key and optionally
-    due_at, instance_id, change_id. Returns how many were new.
+    due_at, instance_id, change_id.
     """
     if not jobs:
-        return 0
+        return
     now = utcnow()
-    dialect = session.get_bind().dialect.name
-    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = (insert_(Job).on_conflict_do_nothing(index_elements=["dedupe_key"])
-                 .returning(Job.id, Job.due_at))
+    statement = insert_new_rows(session, Job, "dedupe_key").returning(Job.id, Job.due_at)
     rows = session.execute(statement, [
         {"kind": kind, "status": "pending", "attempts": 0, "instance_id": None, "change_id": None,
          "created_at": now, **job, "due_at": job.get("due_at") or now} for job in jobs]).all()
     session.info.setdefault(NEW_JOBS, []).extend(Handout(row.id, row.due_at, kind) for row in rows)
-    return len(rows)
 
 
 def take_new(session: Session) -> list[Handout]:

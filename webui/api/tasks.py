@@ -16,8 +16,8 @@ from engine.projection import form_values
 from engine.transactions import run_command
 
 from ..auth import current_user, permission
-from ..paging import paging_headers
 from ..extensions import db
+from ..paging import paging_headers
 from . import schemas
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/tasks", description="The task inbox")
