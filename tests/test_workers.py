@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from redis import Redis
+from rq import Queue
 from sqlalchemy import func, select, text
 from SpiffWorkflow.util.task import TaskState
 
@@ -226,6 +228,39 @@ def test_nothing_is_lost_when_redis_restarts_under_a_running_worker(stack):
         assert counts(stack, change_id=first, kind="request_approved") == 1
         assert len(stack.smtp.sink.ids()) == counts(stack) == len(set(stack.smtp.sink.ids()))
         assert worker.process.poll() is None  # the worker rode it out
+
+
+def test_a_worker_whose_rq_loop_gives_up_while_redis_is_away_starts_again(stack):
+    """Redis vanishes while rq records the end of a job, so rq abandons its loop; Redis is back by the
+    time rq has torn down, so rq returns as if asked to stop. The worker must start again, not exit.
+    The scheduler child is held (SIGSTOP) so that Redis comes back during the teardown every time."""
+    with PrivateRedis() as redis_server:
+        web = stack.api.with_settings(redis_url=redis_server.url)
+        worker = stack.start_worker("midjob", redis_url=redis_server.url)
+        scheduler = wait_until(lambda: child_pids(worker.process.pid), timeout=30, what="rq's scheduler")[0]
+        os.kill(scheduler, signal.SIGSTOP)
+        try:
+            # A job that takes Redis down under the worker running it.
+            Queue(stack.settings.queue_name, connection=Redis.from_url(redis_server.url)).enqueue(
+                os.system, f"kill -9 {redis_server.process.pid}; sleep 0.3")
+            redis_server.process.wait(timeout=30)
+            wait_until(lambda: "quitting" in worker.output(), timeout=30, what="rq to give up its loop")
+            redis_server.start()
+        finally:
+            os.kill(scheduler, signal.SIGCONT)
+        cid = web.submit()["id"]
+        wait_until(lambda: worker.process.poll() is not None or (
+            counts(stack, change_id=cid) and counts(stack) == counts(stack, status="sent")),
+            timeout=60, what="mail written after Redis came back to be delivered")
+        assert worker.process.poll() is None
+        assert counts(stack, change_id=cid, status="sent") == counts(stack, change_id=cid) > 0
+        os.killpg(worker.process.pid, signal.SIGTERM)  # and the worker it started again still stops when asked
+        assert worker.process.wait(timeout=10) == 0
+
+
+def child_pids(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in children.read_text().split()] if children.exists() else []
 
 
 def test_smtp_down_retries_with_backoff_then_dead_letter_and_the_change_goes_on(stack):

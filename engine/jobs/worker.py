@@ -11,6 +11,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeout
+from rq import Queue, SimpleWorker
 from sqlalchemy.orm import sessionmaker
 
 from .. import sandbox_limits
@@ -85,29 +88,39 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
 def _work(name: str, burst: bool) -> None:
     """Run the rq worker; when Redis goes away under it (rq then gives up), start a new one once Redis
     answers again — the job rows are safe in the database and the sweep hands out what Redis lost."""
-    from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeout
-    from rq import SimpleWorker
-
     generation = 0
     while True:
-        # SimpleWorker runs jobs in this process: they are short database transactions and network
-        # calls with their own timeouts, and a fork per job would cost more than the job.
         # A client of its own without a read timeout: rq blocks on BLPOP for minutes, and sharing the
         # dispatcher's pool (5 s socket timeout, also used by the sweep) makes it time out and back off.
-        from redis import Redis
-        from rq import Queue
-
         connection = Redis.from_url(_context.settings.redis_url)
         # rq takes from the first queue that has work: process steps before deliveries.
         queues = [Queue(name_, connection=connection)
                   for name_ in (steps_queue_name(_context.settings), _context.settings.queue_name)]
-        worker = SimpleWorker(queues, connection=connection,
-                              name=name if generation == 0 else f"{name}.{generation}")
+        worker = _StoppableWorker(queues, connection=connection,
+                                  name=name if generation == 0 else f"{name}.{generation}")
         try:
             worker.work(with_scheduler=True, burst=burst, logging_level="INFO")
-            return  # a clean stop: SIGTERM/SIGINT, or a burst that ran out of work
+            if burst or worker.stop_requested:
+                return  # a clean stop: SIGTERM/SIGINT, or a burst that ran out of work
+            # rq also ends its loop, and returns as if stopped, when it gives up on an error: Redis
+            # vanished while it recorded a job's end and was back by the time it had torn down.
+            log.warning("the rq worker gave up without being asked to stop; starting it again in 2 s")
         except (RedisConnectionError, RedisTimeout, ValueError) as exc:
             # ValueError: rq found our old registration still alive in a Redis that came back
             log.warning("lost Redis (%s); starting the worker again in 2 s", exc)
-            time.sleep(2)
-            generation += 1
+        time.sleep(2)
+        generation += 1
+
+
+class _StoppableWorker(SimpleWorker):
+    """rq's in-process worker, which remembers whether a signal (or rq's shutdown command, which
+    sends one) asked it to stop.
+
+    In-process because jobs are short database transactions and network calls with their own
+    timeouts, and a fork per job would cost more than the job."""
+
+    stop_requested = False
+
+    def request_stop(self, signum, frame):
+        self.stop_requested = True
+        super().request_stop(signum, frame)
