@@ -76,27 +76,23 @@ def sod_refusal(session: Session, user: User, task: Task) -> str | None:
     return None
 
 
+# Built once: making an alias costs more than the rest of the inbox's conditions together.
+_CHANGE_OF_TASK = aliased(Change)
+
+
 def sod_excluded_task(user: User):
-    """`sod_excluded` for a query on tasks alone: the change is looked up per task.
+    """SQL condition on Task: true for tasks `user` must not be offered (mirror of sod_refusal).
 
-    Counting an inbox this way lets PostgreSQL check the few candidate tasks by index; the joined
-    form made it hash all changes and scan all approvals (107 ms against 4 ms at 150,000 changes).
+    The changes one requested or implements are one small set, looked up once (PostgreSQL hashes
+    it); "already decided in this round" is one index probe per task. The round is a subquery so
+    that the planner cannot turn the probe into hashing all of one's approvals ever (a service
+    owner's 10,000: 90 ms). At 150,000 changes a change manager's 1,500 candidates take 4 ms; looking
+    each task's change up first took 6–9 ms, joining changes to the tasks 107 ms.
     """
-    change = aliased(Change)
-    decided = exists().where(
-        Approval.change_id == Task.change_id, Approval.step == Task.approval_step,
-        Approval.round == change.approval_round, Approval.approver_id == user.id).correlate_except(Approval)
-    implements = and_(change.implementer_id.is_not(None), change.implementer_id == user.id)
-    return and_(Task.approval_step.is_not(None),
-                exists().where(change.id == Task.change_id, or_(change.requester_id == user.id, implements, decided))
-                .correlate_except(change))
-
-
-def sod_excluded(user: User):
-    """SQL condition true for tasks `user` must not be offered (mirror of sod_refusal)."""
-    decided = exists().where(
-        Approval.change_id == Task.change_id, Approval.step == Task.approval_step,
-        Approval.round == Change.approval_round, Approval.approver_id == user.id)
-    # NULL-safe: with no implementer yet, "implementer_id = :me" is NULL and NOT(NULL) hides the task.
-    implements = and_(Change.implementer_id.is_not(None), Change.implementer_id == user.id)
-    return and_(Task.approval_step.is_not(None), or_(Change.requester_id == user.id, implements, decided))
+    change = _CHANGE_OF_TASK
+    own = select(Change.id).where(or_(Change.requester_id == user.id, Change.implementer_id == user.id))
+    current_round = select(change.approval_round).where(change.id == Task.change_id).correlate(Task).scalar_subquery()
+    decided = (exists().where(Approval.change_id == Task.change_id, Approval.step == Task.approval_step,
+                              Approval.approver_id == user.id, Approval.round == current_round)
+               .correlate_except(Approval))
+    return and_(Task.approval_step.is_not(None), or_(Task.change_id.in_(own), decided))

@@ -1,62 +1,77 @@
 """The task inbox query: what a person may work on now."""
 from __future__ import annotations
 
-from sqlalchemy import func, not_, or_, select
-from sqlalchemy.orm import Session, contains_eager, selectinload
+from typing import NamedTuple
 
-from .approvals import sod_excluded, sod_excluded_task
+from sqlalchemy import exists, func, not_, or_, select
+from sqlalchemy.orm import Session, contains_eager
+
+from .approvals import sod_excluded_task
 from .models import Change, Service, Task, User, change_services
 from .permissions import require
 
+# Due first, then oldest first; the task id last, so pages never overlap. `due_at IS NULL` first
+# because SQLite sorts NULLs first and PostgreSQL last.
+ORDER = (Task.due_at.is_(None), Task.due_at, Task.created_at, Task.id)
 
-def inbox(session: Session, user: User, *, role: str | None = None, change_id: int | None = None,
-          change_type: str | None = None, risk: str | None = None, service: str | None = None,
-          limit: int = 500, offset: int = 0) -> list[Task]:
+
+class InboxPage(NamedTuple):
+    tasks: list[Task]
+    total: int  # how many wait in all, on every page
+
+
+def inbox_page(session: Session, user: User, *, limit: int = 100, offset: int = 0, **filters) -> InboxPage:
     """Ready tasks assigned to `user` or unclaimed for one of their roles — minus approvals that
-    segregation of duties forbids them (they would only get a 403). Due first, then oldest first;
-    `limit` and `offset` page through them (the order ends on the task id, so pages never overlap)."""
+    segregation of duties forbids them (they would only get a 403) — one page of them, and the total.
+
+    Filters: `role`, `change_id`, `change_type`, `risk`, `service` (a key). Two statements: the
+    page's task ids ranked with the total beside them (on tasks alone, which PostgreSQL answers
+    from the ready tasks and a few index probes), then those tasks with what a row shows of their
+    change. Ranking whole rows joined to their changes took twice as long at 150,000 changes.
+    """
     require(user, "task.read")
-    # The change comes from the join the query makes anyway, with only what an inbox row shows (the
-    # API and the inbox page): a busy inbox has hundreds of rows, and whole changes cost more than
-    # the tasks. Other attributes still load when read.
-    stmt = (
-        _waiting_for(user)
-        .options(contains_eager(Task.change).load_only(Change.number, Change.title, Change.change_type, Change.risk),
-                 selectinload(Task.assignee))
-        .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at, Task.id)
-    )
+    ranked = session.execute(select(Task.id, func.count().over()).where(*_waiting(user, **filters))
+                             .order_by(*ORDER).limit(limit).offset(offset)).all()
+    if not ranked:  # no rows carry the total: past the last page (or nothing waits)
+        return InboxPage([], inbox_count(session, user, **filters) if offset else 0)
+    ids = [task_id for task_id, _total in ranked]
+    # Only what an inbox row shows of the change (the API and the inbox page): other attributes
+    # still load when read. No loader for the assignee: it is `user` or nobody, and `user` is in
+    # the session already (a selectinload cost more than the query).
+    loaded = session.scalars(
+        select(Task).join(Change, Change.id == Task.change_id).where(Task.id.in_(ids))
+        .options(contains_eager(Task.change).load_only(Change.number, Change.title, Change.change_type, Change.risk)))
+    by_id = {task.id: task for task in loaded}
+    return InboxPage([by_id[task_id] for task_id in ids if task_id in by_id], ranked[0][1])
+
+
+def inbox(session: Session, user: User, *, limit: int = 500, offset: int = 0, **filters) -> list[Task]:
+    """The tasks of `inbox_page`, without the total."""
+    return inbox_page(session, user, limit=limit, offset=offset, **filters).tasks
+
+
+def inbox_count(session: Session, user: User, **filters) -> int:
+    """How many tasks wait in `user`'s inbox (the navigation's badge): one COUNT."""
+    require(user, "task.read")
+    return session.scalar(select(func.count()).select_from(Task).where(*_waiting(user, **filters)))
+
+
+def _waiting(user: User, *, role: str | None = None, change_id: int | None = None, change_type: str | None = None,
+             risk: str | None = None, service: str | None = None) -> list:
+    """The conditions on Task alone for `user`'s inbox, filters included."""
+    conditions = [Task.status == "ready",
+                  or_(Task.assignee_id == user.id, Task.assignee_id.is_(None) & Task.role.in_(user.roles)),
+                  not_(sod_excluded_task(user))]
     if role:
-        stmt = stmt.where(Task.role == role)
+        conditions.append(Task.role == role)
     if change_id:
-        stmt = stmt.where(Task.change_id == change_id)
-    if change_type:
-        stmt = stmt.where(Change.change_type == change_type)
-    if risk:
-        stmt = stmt.where(Change.risk == risk)
+        conditions.append(Task.change_id == change_id)
+    of_change = [c for c in ((Change.change_type == change_type) if change_type else None,
+                             (Change.risk == risk) if risk else None) if c is not None]
+    if of_change:
+        conditions.append(exists().where(Change.id == Task.change_id, *of_change))
     if service:
-        stmt = stmt.where(Change.id.in_(select(change_services.c.change_id)
-                                        .join(Service, Service.id == change_services.c.service_id)
-                                        .where(Service.key == service)))
-    return list(session.scalars(stmt.limit(limit).offset(offset)))
-
-
-def inbox_count(session: Session, user: User, *, role: str | None = None, change_id: int | None = None) -> int:
-    """How many tasks wait in `user`'s inbox (the navigation's badge, the API's total): one COUNT."""
-    require(user, "task.read")
-    stmt = select(func.count()).select_from(Task).where(*_waiting_task_conditions(user),
-                                                        not_(sod_excluded_task(user)))
-    if role:
-        stmt = stmt.where(Task.role == role)
-    if change_id:
-        stmt = stmt.where(Task.change_id == change_id)
-    return session.scalar(stmt)
-
-
-def _waiting_task_conditions(user: User) -> tuple:
-    return (Task.status == "ready",
-            or_(Task.assignee_id == user.id, Task.assignee_id.is_(None) & Task.role.in_(user.roles)))
-
-
-def _waiting_for(user: User):
-    return (select(Task).join(Change, Change.id == Task.change_id)
-            .where(*_waiting_task_conditions(user), not_(sod_excluded(user))))
+        conditions.append(Task.change_id.in_(select(change_services.c.change_id)
+                                             .join(Service, Service.id == change_services.c.service_id)
+                                             .where(Service.key == service)))
+    return conditions

@@ -193,3 +193,29 @@ def test_the_inbox_total_leaves_out_what_segregation_of_duties_hides(api):
         full = api.get("/api/tasks", user, query_string={"per_page": 500}).get_json()
         counted = api.get("/api/tasks", user, query_string={"per_page": 1, "page": 2})
         assert counted.headers["X-Total-Count"] == str(len(full)), user
+
+
+def test_an_approver_who_decided_in_this_round_is_not_offered_the_step_again_until_the_next(api):
+    """Segregation of duties in the inbox query itself: a decision already recorded for the step in
+    the change's current round hides the step's task from that approver; a new round shows it."""
+    from sqlalchemy import select
+
+    from engine.models import Approval, Change, User
+    from webui.extensions import db
+
+    cid = api.submit()["id"]
+    authorize = api.task("morgan", cid, "Authorize change")
+    with api.app.app_context():
+        morgan = db.session.scalar(select(User).where(User.username == "morgan"))
+        change = db.session.get(Change, cid)
+        db.session.add(Approval(change_id=cid, task_id="earlier-vote", step=authorize["approval_step"],
+                                approver_id=morgan.id, role="change_manager", decision="approve",
+                                round=change.approval_round))
+        db.session.commit()
+    waiting = api.get("/api/tasks", "morgan", query_string={"change": cid})
+    assert waiting.get_json() == [] and waiting.headers["X-Total-Count"] == "0"
+    with api.app.app_context():
+        db.session.get(Change, cid).approval_round += 1
+        db.session.commit()
+    again = api.get("/api/tasks", "morgan", query_string={"change": cid})
+    assert [t["id"] for t in again.get_json()] == [authorize["id"]] and again.headers["X-Total-Count"] == "1"
