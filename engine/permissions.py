@@ -6,7 +6,7 @@ answer to "may this user do this?" has exactly one home.
 """
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import select, union
 from sqlalchemy.orm import object_session
 
 from .errors import Forbidden
@@ -101,10 +101,13 @@ def readable_changes(user: User):
     use this one condition, so what a list shows and what opening an entry allows cannot differ."""
     if can(user, "change.read_all"):
         return None
+    # One set of ids, not "requester = me OR id IN (…)": with the OR PostgreSQL could use no index
+    # and counted a requester's list by scanning every change (31 ms at 150,000 changes).
+    mine = select(Change.id).where(Change.requester_id == user.id)
     member_of = (select(change_services.c.change_id)
                  .join(service_members, service_members.c.service_id == change_services.c.service_id)
                  .where(service_members.c.user_id == user.id))
-    return or_(Change.requester_id == user.id, Change.id.in_(member_of))
+    return Change.id.in_(union(mine, member_of))
 
 
 def can_read_change(user: User, change: Change) -> bool:
