@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from icalendar import Calendar, Event
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -52,7 +52,7 @@ class PlannedChange(NamedTuple):
 def _visible_changes(session: Session, user: User, start: datetime, end: datetime,
                      service_id: int | None) -> list[PlannedChange]:
     """Changes whose planned window overlaps [start, end) that `user` may read (readable_changes), by
-    planned start, with their service keys (by key, as Change.services orders them): two statements."""
+    planned start, with their service keys (sorted, as Change.services orders them): one statement."""
     conditions = [*planned_overlap(session, start, end), Change.state.not_in(EXCLUDED_STATES)]
     scope = readable_changes(user)
     if scope is not None:
@@ -60,19 +60,16 @@ def _visible_changes(session: Session, user: User, start: datetime, end: datetim
     if service_id is not None:
         conditions.append(Change.id.in_(
             select(change_services.c.change_id).where(change_services.c.service_id == service_id)))
-    connection = session.connection()  # plain rows: the ORM's result handling doubled the time
-    rows = connection.execute(
+    # The keys aggregated per change in the same statement (string_agg / group_concat; a key has no
+    # spaces): a second statement for them ran the overlap query again and cost a third of the month.
+    keys = (select(func.aggregate_strings(Service.key, " ")).select_from(change_services)
+            .join(Service, Service.id == change_services.c.service_id)
+            .where(change_services.c.change_id == Change.id).correlate(Change).scalar_subquery())
+    rows = session.connection().execute(  # plain rows: the ORM's result handling doubled the time
         select(Change.id, Change.number, Change.title, Change.planned_start, Change.planned_end, Change.state,
-               Change.risk, Change.change_type, Change.updated_at)
-        .where(*conditions).order_by(Change.planned_start, Change.id)).all()
-    if not rows:
-        return []
-    keys: dict[int, list[str]] = {}
-    for change_id, key in connection.execute(
-            select(change_services.c.change_id, Service.key).join(Service, Service.id == change_services.c.service_id)
-            .where(change_services.c.change_id.in_(select(Change.id).where(*conditions))).order_by(Service.key)):
-        keys.setdefault(change_id, []).append(key)
-    return [PlannedChange(*row, tuple(keys.get(row[0], ()))) for row in rows]
+               Change.risk, Change.change_type, Change.updated_at, keys)
+        .where(*conditions).order_by(Change.planned_start, Change.id))
+    return [PlannedChange(*row[:9], tuple(sorted(row[9].split(" "))) if row[9] else ()) for row in rows]
 
 
 def _gather(session: Session, user: User, start: datetime, end: datetime, service: str | None):

@@ -49,6 +49,14 @@ class UTCDateTime(TypeDecorator):
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
 
+    def result_processor(self, dialect, coltype):
+        # PostgreSQL sessions run in UTC (sqlalchemy_engine_options), so psycopg returns aware UTC
+        # datetimes already: no processing at all, which was a fifth of a calendar month's time
+        # (8,800 timestamps). SQLite returns strings, which still go through process_result_value.
+        if dialect.name == "postgresql" and self.impl_instance.result_processor(dialect, coltype) is None:
+            return None
+        return super().result_processor(dialect, coltype)
+
 
 def insert_new_rows(session, model, key: str):
     """`INSERT … ON CONFLICT (key) DO NOTHING` into `model`, in the session's database's dialect
@@ -64,7 +72,8 @@ def sqlalchemy_engine_options(url: str) -> dict:
     """Options that make each backend behave well under concurrent requests."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_size": 10, "max_overflow": 20}
+    # Sessions in UTC: psycopg then returns timestamps with datetime.timezone.utc (UTCDateTime).
+    return {"pool_size": 10, "max_overflow": 20, "connect_args": {"options": "-c TimeZone=UTC"}}
 
 
 # SQLAlchemy's pool_pre_ping costs a round trip on every checkout, and a command checks a

@@ -14,6 +14,8 @@ from engine.config import Settings
 from engine.db import sqlalchemy_engine_options
 from engine.errors import ChangeflowError
 
+from .json_responses import ResponseJSONProvider
+
 
 def _instance_secret(instance_dir: Path) -> str:
     """Without SECRET_KEY, a random key kept in the instance directory (sessions survive restarts)."""
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None, **config) -> Flask:
     settings = settings or Settings.from_env()
     sandbox_limits.configure(sandbox_limits.ScriptLimits.from_settings(settings))
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
+    app.json = ResponseJSONProvider(app)
     app.config.update(
         CHANGEFLOW_SETTINGS=settings,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
@@ -49,7 +52,6 @@ def create_app(settings: Settings | None = None, **config) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
-        JSON_SORT_KEYS=False,
         API_TITLE="Changeflow API",
         API_VERSION="0.1.0",
         OPENAPI_VERSION="3.0.3",
