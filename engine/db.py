@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import Pool
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -73,7 +73,11 @@ def sqlalchemy_engine_options(url: str) -> dict:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     # Sessions in UTC: psycopg then returns timestamps with datetime.timezone.utc (UTCDateTime).
-    return {"pool_size": 10, "max_overflow": 20, "connect_args": {"options": "-c TimeZone=UTC"}}
+    # connect_args replace the URL's own `options` (a search_path, say), so those are kept in front.
+    given = make_url(url).query.get("options", "")
+    given = " ".join(given) if isinstance(given, tuple) else given
+    return {"pool_size": 10, "max_overflow": 20,
+            "connect_args": {"options": f"{given} -c TimeZone=UTC".strip()}}
 
 
 # SQLAlchemy's pool_pre_ping costs a round trip on every checkout, and a command checks a

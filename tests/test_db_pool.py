@@ -53,3 +53,20 @@ def test_a_connection_used_a_moment_ago_is_not_pinged_so_one_caller_sees_the_dro
         assert _backend_pid(engine) != first
     finally:
         engine.dispose()
+
+
+def test_sessions_run_in_utc_and_keep_the_options_of_the_database_url():
+    """Timestamps come back as UTC whatever the server's zone; a URL's own options (here the
+    search_path a deployment may use for its schema) still apply."""
+    from datetime import timezone
+
+    engine = make_engine(f"{POSTGRES_URL}?options=-csearch_path%3Dpg_catalog%2Cpublic%20-cstatement_timeout%3D5000")
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW TimeZone")).scalar_one() == "UTC"
+            assert conn.execute(text("SHOW search_path")).scalar_one() == "pg_catalog,public"
+            assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "5s"
+            now = conn.execute(text("SELECT now()")).scalar_one()
+            assert now.tzinfo is timezone.utc
+    finally:
+        engine.dispose()

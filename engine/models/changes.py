@@ -35,6 +35,7 @@ class Change(Base):
     __tablename__ = "changes"
     __table_args__ = (
         Index("ix_changes_state_type", "state", "change_type"),
+        Index("ix_changes_state_id", "state", "id"),  # a state's changes newest first (lists; migration 0011)
         Index("ix_changes_planned", "planned_start", "planned_end"),
         # PostgreSQL: the planned window as a range (PLANNED_SPAN below, the same expression), which
         # windows.planned_overlap asks with `&&`. Empty unless the window ends after it starts, so no
