@@ -305,6 +305,28 @@ def test_a_decision_evaluated_outside_a_process_is_stopped_the_same_way():
     assert re.search(CPU, failure.value.message), failure.value.message
 
 
+def test_a_garbage_collection_during_an_evaluation_does_not_count_against_its_budget():
+    """A collection runs in whichever thread allocates when one is due; a full one over a large heap
+    took over a second and stopped the trivial decision that happened to be running."""
+    import dataclasses
+    import gc
+    import time
+
+    heap = [[n] for n in range(600_000)]  # noqa: F841 — what the collection walks
+    started = time.thread_time()
+    gc.collect()
+    collecting = time.thread_time() - started
+    tight = dataclasses.replace(LIMITS, cpu_seconds=collecting / 4)  # a quarter of one collection
+    with sandbox_limits.cpu_budget(tight) as budget:
+        gc.collect()
+        budget.check()  # raises ScriptLimitError when the collection counted
+    with pytest.raises(sandbox_limits.ScriptLimitError), sandbox_limits.cpu_budget(tight) as budget:
+        deadline = time.thread_time() + collecting
+        while time.thread_time() < deadline:  # the same CPU time spent by the evaluation itself
+            pass
+        budget.check()
+
+
 # -- through the whole service: incidents, DMN and timers ----------------------------------------
 
 @pytest.mark.parametrize("script, stopped_by", [
