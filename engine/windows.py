@@ -221,12 +221,13 @@ def _span(window: Window) -> tuple[datetime, datetime | None]:
 
 
 def _recheck(session: Session, *spans: tuple[datetime, datetime | None]) -> None:
-    """Re-check scheduled changes in the affected span: a new blackout is escalated once to them."""
-    from .conflict_records import recheck_scheduled  # conflicts → windows: import when called
+    """Re-check scheduled changes in the affected span (a job, after this commits): a new blackout is
+    escalated once to them."""
+    from .conflict_records import schedule_recheck  # conflicts → windows: import when called
 
     start = min(s for s, _e in spans)
     end = None if any(e is None for _s, e in spans) else max(e for _s, e in spans)
-    recheck_scheduled(session, start, end)
+    schedule_recheck(session, start, end)
 
 
 def _snapshot(fields: dict) -> dict:
@@ -236,8 +237,9 @@ def _snapshot(fields: dict) -> dict:
 def create_window(session: Session, actor: User | None, fields: dict) -> Window:
     """Create a window: kind, name, description, starts_at/ends_at (aware), rrule, timezone, services (keys).
 
-    Every write re-checks the scheduled changes in the window's span (engine.conflict_records), so a
-    blackout added after a change was scheduled is recorded as its conflict and escalated once."""
+    Every write has the scheduled changes in the window's span re-checked by a job after it commits
+    (engine.conflict_records), so a blackout added after a change was scheduled is recorded as its
+    conflict and escalated once."""
     require(actor, "window.write")
     window = Window(created_by=actor, description="", timezone="UTC")
     changed = _apply(session, window, {"kind": None, "name": "", "starts_at": None, "ends_at": None,

@@ -158,6 +158,48 @@ def test_a_blackout_added_after_scheduling_escalates_once(api):
     assert any("blackout" in r.lower() for r in gate["reasons"])
 
 
+def _scheduled(api, day: datetime, services: list[str]) -> dict:
+    change = planned(api, day.replace(hour=22), day.replace(hour=23), services)
+    api.act("morgan", change["id"], {"decision": "approve", "comment": "ok"}, name="Authorize change")
+    api.act("morgan", change["id"], {"planned_start": iso(day.replace(hour=22)), "planned_end": iso(day.replace(hour=23)),
+                                     "implementer": "ivan"}, name="Schedule change")
+    return change
+
+
+def _open_conflict_kinds(change_id: int) -> list[str]:
+    return sorted(db.session.scalars(select(ChangeConflict.kind).where(
+        ChangeConflict.change_id == change_id, ChangeConflict.resolved_at.is_(None))))
+
+
+def test_a_new_window_has_every_scheduled_change_in_its_span_rechecked_by_jobs_a_batch_at_a_time(api, monkeypatch):
+    """Saving a window does not re-check the scheduled changes itself (an endless recurring window reaches
+    all of them: 20 minutes at 50,000): it leaves a job, which works through them a batch at a time."""
+    from sqlalchemy.orm import Session
+
+    from engine import conflict_records, windows
+    from engine.models import Job, User
+
+    monkeypatch.setattr(conflict_records, "RECHECK_BATCH", 2)
+    changes = [_scheduled(api, DAY + timedelta(days=offset), ["crm-web"]) for offset in (0, 7, 14)]
+    with api.app.app_context():
+        with Session(db.engine) as session:  # a plain session: nothing runs the job at commit
+            morgan = session.scalar(select(User).where(User.username == "morgan"))
+            windows.create_window(session, morgan, {
+                "kind": "blackout", "name": "Wednesday freeze", "starts_at": DAY, "ends_at": DAY + timedelta(days=1),
+                "rrule": "FREQ=WEEKLY", "timezone": "UTC"})
+            session.commit()
+        assert [_open_conflict_kinds(c["id"]) for c in changes] == [[], [], []]  # committed, not yet re-checked
+    api.run_due()
+    with api.app.app_context():
+        assert [_open_conflict_kinds(c["id"]) for c in changes] == [["blackout"]] * 3
+        batches = db.session.scalars(select(Job).where(Job.kind == "recheck_scheduled").order_by(Job.id)).all()
+        assert [job.status for job in batches] == ["done", "done"]  # two changes, then the third
+        assert batches[0].ref.endswith("|0") and batches[1].ref.endswith(f"|{changes[1]['id']}")
+        escalations = db.session.scalars(select(Notification.change_id).where(
+            Notification.kind == "conflict_escalation", Notification.change_id.in_([c["id"] for c in changes])))
+        assert sorted(set(escalations)) == sorted(c["id"] for c in changes)
+
+
 def test_blocked_normal_change_goes_back_to_scheduling(api):
     before = DAY - timedelta(days=3)  # requested for a clear day, then moved into a freeze while scheduling
     change = planned(api, before.replace(hour=22), before.replace(hour=23), ["crm-web"])

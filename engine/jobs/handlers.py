@@ -41,11 +41,24 @@ def _follow_up_due(session: Session, job: Job, settings: Settings, now: datetime
     run_command(session, None, remind)
 
 
+def _recheck_scheduled(session: Session, job: Job, settings: Settings, now: datetime) -> None:
+    from ..conflict_records import RECHECK_JOB, recheck_batch
+
+    def recheck(s: Session) -> None:
+        rest = recheck_batch(s, job.ref)
+        if rest is not None:
+            queue.schedule(s, RECHECK_JOB, rest, due_at=now, new=True)  # due on the clock it ran by
+        queue.finish(job, now)
+
+    run_command(session, None, recheck)
+
+
 HANDLERS: dict[str, Callable[[Session, Job, Settings, datetime], None]] = {
     "deliver": _deliver,
     "timer": _timer,
     "service_task": _service_task,
     "follow_up_due": _follow_up_due,
+    "recheck_scheduled": _recheck_scheduled,
 }
 
 

@@ -17,8 +17,9 @@ from ..models import Job
 
 NEW_JOBS = "changeflow.new_jobs"  # session.info key: jobs written in the open transaction
 MAX_BACKOFF = timedelta(hours=1)
-# Jobs that move a process on (a change waits for them) go ahead of notification deliveries.
-STEP_KINDS = frozenset({"timer", "service_task"})
+# Jobs that move a process on (a change waits for them) go ahead of notification deliveries, and so
+# does re-checking scheduled changes after a window changed (their conflicts are due before the window).
+STEP_KINDS = frozenset({"timer", "service_task", "recheck_scheduled"})
 
 
 class Handout(NamedTuple):
