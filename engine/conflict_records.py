@@ -68,12 +68,13 @@ def schedule_recheck(session: Session, start: datetime, end: datetime | None) ->
     """Re-check the scheduled changes whose planned window overlaps [start, end) (None: no end) after a
     blackout or maintenance window changed. An endless recurring window reaches every scheduled
     change — 50,000 took 20 minutes, far past any request — so a job does it, RECHECK_BATCH changes
-    per transaction, each batch scheduling the next (engine/jobs/handlers.py)."""
+    per transaction, each batch scheduling the next (recheck_batch)."""
     queue.schedule(session, RECHECK_JOB, _ref(start, end, 0), new=True)
 
 
-def recheck_batch(session: Session, ref: str) -> str | None:
-    """Re-check the next batch of the span `ref` names (by change id); the ref of the rest, or None."""
+def recheck_batch(session: Session, ref: str, now: datetime) -> None:
+    """Re-check the next batch of the span `ref` names (by change id); a full batch schedules the rest,
+    due on the clock this one ran by."""
     start, end, after_id = _parse(ref)
     query = select(Change).where(Change.state.in_(SCHEDULED_STATES), Change.id > after_id,
                                  Change.planned_end > start)
@@ -82,7 +83,8 @@ def recheck_batch(session: Session, ref: str) -> str | None:
     changes = session.scalars(query.order_by(Change.id).limit(RECHECK_BATCH)).all()
     for change in changes:
         record(session, change, detect(session, Proposal.of(change)))
-    return _ref(start, end, changes[-1].id) if len(changes) == RECHECK_BATCH else None
+    if len(changes) == RECHECK_BATCH:
+        queue.schedule(session, RECHECK_JOB, _ref(start, end, changes[-1].id), due_at=now, new=True)
 
 
 def _ref(start: datetime, end: datetime | None, after_id: int) -> str:

@@ -2,8 +2,8 @@
 
 - `RqDispatcher` (production, `REDIS_URL` set): due jobs go on an rq queue, later ones to rq's
   scheduler (`enqueue_at`). Jobs that move a process on (timers, background service tasks) and the
-  re-checks of scheduled changes after a window changed go on `<queue>-steps`, which workers take from first: a change waiting for its conflict check does not
-  wait behind a burst of e-mails. If Redis is down or loses jobs, nothing is lost: the job rows
+  re-checks of scheduled changes after a window changed go on `<queue>-steps`, which workers take
+  from first: a change waiting for its conflict check does not wait behind a burst of e-mails. If Redis is down or loses jobs, nothing is lost: the job rows
   remain and a worker's sweep hands them out again.
 - `InlineDispatcher` (no Redis: the embedded demo, most tests): due jobs run in this process right
   after the commit; a timer thread runs the rest when they fall due. Same runner, same code path.

@@ -42,12 +42,10 @@ def _follow_up_due(session: Session, job: Job, settings: Settings, now: datetime
 
 
 def _recheck_scheduled(session: Session, job: Job, settings: Settings, now: datetime) -> None:
-    from ..conflict_records import RECHECK_JOB, recheck_batch
+    from ..conflict_records import recheck_batch
 
     def recheck(s: Session) -> None:
-        rest = recheck_batch(s, job.ref)
-        if rest is not None:
-            queue.schedule(s, RECHECK_JOB, rest, due_at=now, new=True)  # due on the clock it ran by
+        recheck_batch(s, job.ref, now)
         queue.finish(job, now)
 
     run_command(session, None, recheck)

@@ -1,7 +1,6 @@
 """Maintenance windows, blackouts and the calendar."""
 from __future__ import annotations
 
-
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from engine import windows as window_service
