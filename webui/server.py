@@ -4,6 +4,9 @@ from __future__ import annotations
 from gunicorn.app.base import BaseApplication
 
 
+GIL_SWITCH_SECONDS = 0.0005
+
+
 class _Gunicorn(BaseApplication):
     def __init__(self, options: dict):
         self.options = options
@@ -25,9 +28,14 @@ class _Gunicorn(BaseApplication):
         # the collector's view, a full collection no longer walks it, which was most of the
         # 55-75 ms latency spikes in the queries-at-scale benchmark.
         import gc
+        import sys
 
         gc.collect()
         gc.freeze()
+        # A request thread back from a database round trip waits for the GIL until the thread holding
+        # it is made to let go: 5 ms by default, once per statement, while another request computes.
+        # At 16 clients that wait was a visible part of the completion tail (docs/performance.md).
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         return app
 
 
