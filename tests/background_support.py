@@ -39,14 +39,19 @@ def wait_until(condition, timeout: float = 30.0, interval: float = 0.1, what: st
 
 
 class MailSink:
-    """aiosmtpd handler: keeps every message it accepted. `hold` makes MAIL FROM wait until released."""
+    """aiosmtpd handler: keeps every message it accepted, and the connection (client address) each came
+    over. `hold` makes MAIL FROM wait until released; `refuse` names recipients answered 550; `delay`
+    makes each DATA take that many seconds (a slow server)."""
 
     def __init__(self):
         self.messages: list[email.message.Message] = []
+        self.peers: dict[str, tuple] = {}  # Message-ID -> the client's (host, port)
         self.lock = threading.Lock()
         self.hold = threading.Event()
         self.holding = threading.Event()  # set while a client is held at MAIL FROM
         self.hold.set()
+        self.refuse: set[str] = set()
+        self.delay = 0.0
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if not self.hold.is_set():
@@ -58,9 +63,21 @@ class MailSink:
         envelope.mail_from = address
         return "250 OK"
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "550 5.1.1 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            import asyncio
+
+            await asyncio.sleep(self.delay)
+        message = email.message_from_bytes(envelope.content)
         with self.lock:
-            self.messages.append(email.message_from_bytes(envelope.content))
+            self.messages.append(message)
+            self.peers[message["Message-ID"]] = session.peer
         return "250 Message accepted for delivery"
 
     def ids(self) -> list[str]:

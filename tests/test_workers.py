@@ -359,3 +359,62 @@ def test_a_niced_worker_runs_at_lower_cpu_priority_and_still_delivers(stack):
     wait_until(all_sent, timeout=60, what="the niced worker's deliveries")
     niceness = int(Path(f"/proc/{worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
     assert niceness == os.nice(0) + 7
+
+
+def sent_once_each(stack, ids: list[int]) -> None:
+    """Every one of the notifications reached the SMTP server exactly once, on its first attempt."""
+    with stack.session():
+        statuses = db.session.scalars(select(Notification.status).where(Notification.id.in_(ids))).all()
+        attempts = set(db.session.scalars(select(Job.attempts).where(Job.kind == "deliver",
+                                                                     Job.ref.in_([str(i) for i in ids]))))
+    assert statuses == ["sent"] * len(ids) and attempts == {1}
+    received = stack.smtp.sink.ids()
+    assert all(received.count(f"<notification-{i}@localhost>") == 1 for i in ids)
+
+
+def test_a_commands_mail_goes_over_one_smtp_connection_and_a_refused_recipient_fails_alone(stack):
+    cid = stack.api.submit()["id"]
+    stack.start_worker("batch")
+    wait_until(lambda: counts(stack, status="sent") == 1, timeout=30, what="the approver's mail")
+
+    ids = queue_mail(stack, cid, 12)  # one command, twelve messages: one hand-out
+    wait_until(lambda: counts(stack, status="sent") == 13, timeout=30, what="the twelve messages")
+    sent_once_each(stack, ids)
+    assert len({stack.smtp.sink.peers[f"<notification-{i}@localhost>"] for i in ids}) == 1
+
+    with stack.session():
+        refused = db.session.scalar(select(User.email).join(Notification, Notification.recipient_id == User.id)
+                                    .where(Notification.id == ids[1]))
+    stack.smtp.sink.refuse.add(refused)  # the server answers 550 for this one mailbox
+    more = queue_mail(stack, stack.api.submit()["id"], 12)
+    with stack.session():
+        doomed = set(db.session.scalars(select(Notification.id).join(User, Notification.recipient_id == User.id)
+                                        .where(Notification.id.in_(more), User.email == refused)))
+    assert 0 < len(doomed) < len(more)
+    def dead_letters() -> bool:
+        with stack.session():
+            return set(db.session.scalars(select(Notification.status).where(Notification.id.in_(doomed)))) == {"failed"}
+
+    wait_until(dead_letters, timeout=60, what="the refused mailbox's messages to be dead letters after their attempts")
+    sent_once_each(stack, [i for i in more if i not in doomed])
+    with stack.session():
+        errors = db.session.scalars(select(Notification.last_error).where(Notification.id.in_(doomed))).all()
+        tries = set(db.session.scalars(select(Job.attempts).where(Job.ref.in_([str(i) for i in doomed]))))
+    assert all("550" in error for error in errors) and tries == {FAST["job_max_attempts"]}
+
+
+def test_a_batch_slower_than_its_lease_keeps_its_jobs_and_sends_each_mail_once(stack):
+    """Fifteen messages at 0.4 s each outlast the 3 s lease; a second worker sweeping for jobs whose
+    lease ran out must not take over the ones the first is still sending."""
+    stack.smtp.sink.delay = 0.4
+    stack.start_worker("slow1")
+    stack.start_worker("slow2")
+    wait_until(lambda: running_workers(stack) == 2, what="two workers registered")
+    cid = stack.api.submit()["id"]
+    ids = queue_mail(stack, cid, 15)
+    wait_until(lambda: counts(stack, status="sent") == 16, timeout=60, what="every message sent")
+    time.sleep(2 * FAST["sweep_seconds"] + 1)  # a takeover's duplicates would arrive now
+    sent_once_each(stack, ids)
+    with stack.session():
+        senders = set(db.session.scalars(select(Job.worker).where(Job.ref.in_([str(i) for i in ids]))))
+    assert len(senders) == 1  # one hand-out, one worker, from the first message to the last

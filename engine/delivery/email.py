@@ -54,23 +54,62 @@ def _tls_context(cafile: str | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=cafile)
 
 
-def send(outgoing: Outgoing, settings: Settings) -> None:
-    smtp = settings.smtp
-    if smtp is None:
-        _drop(outgoing, settings)
-        return
+class Mailer:
+    """Sends a batch of messages over one SMTP connection (a TLS handshake and login per message would
+    cost more than the message), or drops them in the mail folder when no server is configured.
+
+    A send that fails drops the connection; the next message opens a new one, so one refused
+    message does not fail the rest of the batch.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._client: smtplib.SMTP | None = None
+
+    def send(self, outgoing: Outgoing) -> None:
+        if self.settings.smtp is None:
+            _drop(outgoing, self.settings)
+            return
+        try:
+            if self._client is None:
+                self._client = _connect(self.settings.smtp)
+            self._client.send_message(outgoing.message)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.quit()
+        except (OSError, SmtpError):
+            client.close()
+
+    def __enter__(self) -> "Mailer":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _connect(smtp) -> smtplib.SMTP:
     if smtp.ssl:
         client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=_tls_context(smtp.cafile))
     else:
         client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
-    with client:
+    try:
         client.ehlo()
         if smtp.starttls and not smtp.ssl:
             client.starttls(context=_tls_context(smtp.cafile))
             client.ehlo()
         if smtp.username:
             client.login(smtp.username, smtp.password or "")
-        client.send_message(outgoing.message)
+    except BaseException:
+        client.close()
+        raise
+    return client
 
 
 def _drop(outgoing: Outgoing, settings: Settings) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import sessionmaker
@@ -20,7 +19,7 @@ from sqlalchemy.orm import sessionmaker
 from ..config import Settings
 from ..db import utcnow
 from . import queue
-from .runner import Dispatch, run_due, run_job
+from .runner import Dispatch, run_due, run_job, run_jobs
 
 log = logging.getLogger("changeflow.jobs")
 PERFORM = "engine.jobs.worker.perform"
@@ -35,11 +34,16 @@ class InlineDispatcher:
         self._stop = threading.Event()
 
     def dispatch(self, jobs: Dispatch) -> None:
-        waiting = deque(j for j in jobs if j.due_at <= utcnow())
+        waiting = [j for j in jobs if j.due_at <= utcnow()]
         while waiting:
-            job = waiting.popleft()
-            waiting.extend(j for j in run_job(self.sessions, job.id, self.settings, worker="inline")
-                           if j.due_at <= utcnow())
+            # Process steps first and one at a time, then the deliveries as one batch, as a worker would.
+            follow_up: Dispatch = []
+            for job in (j for j in waiting if j.advances_process):
+                follow_up += run_job(self.sessions, job.id, self.settings, worker="inline")
+            rest = [j.id for j in waiting if not j.advances_process]
+            if rest:
+                follow_up += run_jobs(self.sessions, rest, self.settings, worker="inline")
+            waiting = [j for j in follow_up if j.due_at <= utcnow()]
 
     def start_timer_thread(self, interval: float = 5.0) -> threading.Thread:
         """Fire due timers and deliver delayed notifications every `interval` seconds (embedded server)."""

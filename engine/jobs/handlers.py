@@ -13,12 +13,6 @@ from ..transactions import run_command
 from . import queue
 
 
-def _deliver(session: Session, job: Job, settings: Settings, now: datetime) -> None:
-    from ..delivery import deliver
-
-    deliver(session, job, settings, now)
-
-
 def _timer(session: Session, job: Job, settings: Settings, now: datetime) -> None:
     from ..continuations import fire_timer
 
@@ -51,8 +45,8 @@ def _recheck_scheduled(session: Session, job: Job, settings: Settings, now: date
     run_command(session, None, recheck)
 
 
+# Deliveries are not here: the runner sends them in batches (`engine.delivery.deliver_all`).
 HANDLERS: dict[str, Callable[[Session, Job, Settings, datetime], None]] = {
-    "deliver": _deliver,
     "timer": _timer,
     "service_task": _service_task,
     "follow_up_due": _follow_up_due,

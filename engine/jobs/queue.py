@@ -104,21 +104,44 @@ def _claimable(now: datetime):
 
 def claim(session: Session, job_id: int, *, now: datetime, lease_seconds: float, worker: str) -> Job | None:
     """Take the job if it is due (or its holder's lease ran out); commits. None: not ours to run."""
-    job = session.scalars(
-        update(Job).where(Job.id == job_id, _claimable(now))
+    taken = claim_many(session, [job_id], now=now, lease_seconds=lease_seconds, worker=worker)
+    return taken[0] if taken else None
+
+
+def claim_many(session: Session, job_ids: list[int], *, now: datetime, lease_seconds: float,
+               worker: str) -> list[Job]:
+    """Take those of the jobs that are due (or whose holder's lease ran out), in one UPDATE; commits.
+
+    Returns them in the order asked for; the others are not ours to run.
+    """
+    if not job_ids:
+        return []
+    jobs = session.scalars(
+        update(Job).where(Job.id.in_(job_ids), _claimable(now))
         .values(status="running", attempts=Job.attempts + 1, worker=worker[:100],
                 lease_until=now + timedelta(seconds=lease_seconds))
         .returning(Job)
         .execution_options(synchronize_session=False, populate_existing=True)
-    ).one_or_none()
-    # The row just came back from the UPDATE and this worker now holds it: reading it again after
-    # the commit would only cost a round trip.
+    ).all()
+    # The rows just came back from the UPDATE and this worker now holds them: reading them again
+    # after the commit would only cost a round trip.
     expire, session.expire_on_commit = session.expire_on_commit, False
     try:
         session.commit()
     finally:
         session.expire_on_commit = expire
-    return job
+    order = {job_id: i for i, job_id in enumerate(job_ids)}
+    return sorted(jobs, key=lambda job: order[job.id])
+
+
+def extend_leases(session: Session, job_ids: list[int], *, until: datetime, worker: str) -> set[int]:
+    """Push out the leases this worker still holds on the jobs (a batch that takes a while); returns the
+    ids still held — one whose lease ran out may have been taken over, and is no longer ours to run."""
+    if not job_ids:
+        return set()
+    return set(session.scalars(
+        update(Job).where(Job.id.in_(job_ids), Job.status == "running", Job.worker == worker[:100])
+        .values(lease_until=until).returning(Job.id).execution_options(synchronize_session=False)))
 
 
 def finish(job: Job, now: datetime | None = None) -> None:
@@ -126,11 +149,12 @@ def finish(job: Job, now: datetime | None = None) -> None:
     job.status, job.finished_at, job.lease_until = "done", now or utcnow(), None
 
 
-def finish_by_id(session: Session, job_id: int, now: datetime | None = None) -> None:
-    """`finish` for a job whose row this session does not hold fresh."""
-    session.execute(update(Job).where(Job.id == job_id)
-                    .values(status="done", finished_at=now or utcnow(), lease_until=None)
-                    .execution_options(synchronize_session=False))
+def finish_many(session: Session, job_ids: list[int], now: datetime | None = None) -> None:
+    """`finish` for jobs whose rows this session does not hold fresh, in one UPDATE."""
+    if job_ids:
+        session.execute(update(Job).where(Job.id.in_(job_ids))
+                        .values(status="done", finished_at=now or utcnow(), lease_until=None)
+                        .execution_options(synchronize_session=False))
 
 
 def backoff(attempt: int, base_seconds: float) -> timedelta:

@@ -1,6 +1,6 @@
-"""Running one job by id: claim, run its handler, and on failure retry with backoff or give up.
+"""Running jobs by id: claim, run the handler, and on failure retry with backoff or give up.
 
-The same function runs inside an rq worker and in-process (demo, tests); it never raises, because
+The same functions run inside an rq worker and in-process (demo, tests); they never raise, because
 the job row — not the caller — records how it went. It returns the jobs that became due for
 dispatch: the ones the work created, and this job again when it was rescheduled.
 """
@@ -28,23 +28,60 @@ Dispatch = list[queue.Handout]
 
 def run_job(sessions: sessionmaker, job_id: int, settings: Settings, *, now: datetime | None = None,
             worker: str = WORKER_NAME) -> Dispatch:
+    return run_jobs(sessions, [job_id], settings, now=now, worker=worker)
+
+
+def run_jobs(sessions: sessionmaker, job_ids: list[int], settings: Settings, *, now: datetime | None = None,
+             worker: str = WORKER_NAME) -> Dispatch:
+    """Run jobs handed out together: claimed in one statement, deliveries as one batch (one read, one
+    SMTP connection, the results recorded together), any other kind one at a time. Each job still
+    succeeds, retries or fails on its own."""
     now = now or utcnow()
     with sessions() as session:
-        job = queue.claim(session, job_id, now=now, lease_seconds=settings.job_lease_seconds, worker=worker)
-        if job is None:
-            return []  # not due, done already, or another worker holds it
+        jobs = queue.claim_many(session, job_ids, now=now, lease_seconds=settings.job_lease_seconds, worker=worker)
         queue.take_new(session)
-        try:
-            HANDLERS[job.kind](session, job, settings, now)
-            created = queue.take_new(session)
-            job = session.get(Job, job_id, populate_existing=True)
-            return created + ([queue.Handout(job.id, job.due_at, job.kind)] if job.status == "pending" else [])
-        except Exception as exc:  # noqa: BLE001 — the job row records every failure
-            session.rollback()
-            return _failed(session, job_id, exc, settings, now)
+        deliveries = [job for job in jobs if job.kind == "deliver"]
+        others = [(job.id, job) for job in jobs if job.kind != "deliver"]  # ids read before any commit expires them
+        created: Dispatch = _run_deliveries(session, deliveries, settings, now, worker) if deliveries else []
+        for job_id, job in others:
+            created += _run_one(session, job_id, job, settings, now)
+        return created
 
 
-def _failed(session: Session, job_id: int, exc: Exception, settings: Settings, now: datetime) -> Dispatch:
+def _run_one(session: Session, job_id: int, job: Job, settings: Settings, now: datetime) -> Dispatch:
+    try:
+        HANDLERS[job.kind](session, job, settings, now)
+        created = queue.take_new(session)
+        job = session.get(Job, job_id, populate_existing=True)  # a handler may have rescheduled it
+        return created + ([queue.Handout(job.id, job.due_at, job.kind)] if job.status == "pending" else [])
+    except Exception as exc:  # noqa: BLE001 — the job row records every failure
+        session.rollback()
+        created = _record_failure(session, job_id, exc, settings, now)
+        session.commit()
+        return created
+
+
+def _run_deliveries(session: Session, jobs: list[Job], settings: Settings, now: datetime, worker: str) -> Dispatch:
+    from ..delivery import deliver_all
+
+    retries: Dispatch = []
+
+    def failed(session: Session, job_id: int, exc: Exception) -> None:
+        retries.extend(_record_failure(session, job_id, exc, settings, now))
+
+    try:
+        deliver_all(session, jobs, settings, now, worker=worker, failed=failed)
+    except Exception:  # noqa: BLE001 — the database went away mid-batch
+        session.rollback()
+        # What was not recorded stays claimed; when the leases run out the sweep hands it out again.
+        log.exception("a batch of %s deliveries stopped; the unrecorded ones are retried when their leases end",
+                      len(jobs))
+        return []
+    return retries
+
+
+def _record_failure(session: Session, job_id: int, exc: Exception, settings: Settings, now: datetime) -> Dispatch:
+    """Record a failed attempt in the open transaction; returns the job if it is to be run again."""
     if isinstance(exc, Conflict):  # lost an optimistic-lock race with a user or another job: go again
         job = queue.release(session, job_id, now=now)
         log.info("job %s lost a race; retrying", job_id)
@@ -57,7 +94,6 @@ def _failed(session: Session, job_id: int, exc: Exception, settings: Settings, n
                                    retry=not isinstance(exc, WorkflowFailure))
         on_failure(session, job, error)
         log.warning("job %s (%s) attempt %s failed: %s", job_id, job.kind, job.attempts, error)
-    session.commit()
     return [queue.Handout(job.id, job.due_at, job.kind)] if job.status == "pending" else []
 
 
@@ -72,11 +108,15 @@ def run_due(sessions: sessionmaker, settings: Settings, *, now: datetime | None 
     seen: set[int] = set()
     while ran < limit:
         with sessions() as session:
-            batch = [job.id for job in queue.due(session, now) if job.id not in seen]
-        if not batch:
+            due = [job for job in queue.due(session, now) if job.id not in seen]
+        if not due:
             return ran
-        for job_id in batch:
-            seen.add(job_id)
-            run_job(sessions, job_id, settings, now=now, worker="inline")
-            ran += 1
+        seen.update(job.id for job in due)
+        for job in due:
+            if job.kind != "deliver":
+                run_job(sessions, job.id, settings, now=now, worker="inline")
+        mail = [job.id for job in due if job.kind == "deliver"]
+        if mail:
+            run_jobs(sessions, mail, settings, now=now, worker="inline")
+        ran += len(due)
     return ran

@@ -20,7 +20,7 @@ from .. import sandbox_limits
 from ..config import Settings
 from ..db import make_engine
 from .dispatch import RqDispatcher, steps_queue_name, sweep
-from .runner import WORKER_NAME, run_job
+from .runner import WORKER_NAME, run_jobs
 
 log = logging.getLogger("changeflow.worker")
 
@@ -44,17 +44,18 @@ def _make_context(settings: Settings, name: str = WORKER_NAME) -> WorkerContext:
 
 def perform(job_id: int) -> None:
     """The function rq calls: run one Changeflow job and hand on whatever it made due."""
-    global _context
-    if _context is None:  # a forking worker or another process that did not call run_worker
-        _context = _make_context(Settings.from_env())
-    follow_up = run_job(_context.sessions, int(job_id), _context.settings, worker=_context.name)
-    _context.dispatcher.dispatch(follow_up)
+    perform_many([job_id])
 
 
 def perform_many(job_ids: list[int]) -> None:
-    """Several jobs handed out together (deliveries); each is claimed and recorded on its own."""
-    for job_id in job_ids:
-        perform(job_id)
+    """Several jobs handed out together (deliveries): claimed together and sent as one batch; each
+    still succeeds, retries or fails on its own."""
+    global _context
+    if _context is None:  # a forking worker or another process that did not call run_worker
+        _context = _make_context(Settings.from_env())
+    follow_up = run_jobs(_context.sessions, [int(job_id) for job_id in job_ids], _context.settings,
+                         worker=_context.name)
+    _context.dispatcher.dispatch(follow_up)
 
 
 def _sweep_forever(context: WorkerContext, stop: threading.Event) -> None:
