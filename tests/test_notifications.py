@@ -3,6 +3,7 @@ retries with backoff, the dead-letter list and its retry. Jobs run in-process (n
 from __future__ import annotations
 
 import email
+import email.policy
 import hashlib
 import hmac
 import ssl
@@ -14,6 +15,7 @@ from sqlalchemy import select
 
 from engine import outbox
 from engine.config import SmtpSettings
+from engine.delivery.email import plain_text_message
 from engine.models import Job, Notification
 from webui.extensions import db
 
@@ -266,3 +268,20 @@ def test_the_embedded_servers_timer_thread_sends_what_falls_due(api, settings):
             assert db.session.get(Notification, later).status == "sent"
     finally:
         timers.stop()
+
+
+def test_mail_with_accents_long_lines_and_a_title_with_a_line_break_reads_back_as_written():
+    """Messages are written without EmailMessage (it cost more than the rest of a delivery): what a
+    mail client parses must be exactly the subject and text, and a title cannot add a header."""
+    text = "Grüße Sam,\n\nThe window = Saturday 02:00–04:00.\n" + "log " * 400 + "\n-- \nChangeflow\n"
+    raw = plain_text_message({"Subject": "CHG0000042 geplant: Datenbank-Update\r\nBcc: everyone@example.com",
+                              "From": "changes@example.com", "To": "sam@example.com",
+                              "Message-ID": "<notification-42@example.com>"}, text)
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998 and b"\n" not in raw.replace(b"\r\n", b"")
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["Subject"] == "CHG0000042 geplant: Datenbank-Update Bcc: everyone@example.com"
+    assert message["Bcc"] is None and message["To"] == "sam@example.com"
+    assert message.get_content_type() == "text/plain"
+    assert message.get_content().replace("\r\n", "\n") == text  # lines end in CRLF on the wire
+    ascii_only = email.message_from_bytes(plain_text_message({"Subject": "Plain"}, "Hello,\n\nok\n"))
+    assert ascii_only["Content-Transfer-Encoding"] == "7bit" and ascii_only.get_payload() == "Hello,\r\n\r\nok\r\n"
