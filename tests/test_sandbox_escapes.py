@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from xml.sax.saxutils import escape, quoteattr
@@ -46,6 +46,7 @@ class Attempt:
     where: str = "script"  # script | condition | timer | dmn | parameter
     at_deploy: bool = True  # visible in the code: refused when the definition is uploaded
     stopped_by: str = ""    # a pattern the run-time failure must match (limits)
+    cpu_seconds: float | None = None  # a CPU budget of its own, where another limit must stop it first
 
 
 ATTEMPTS = [
@@ -101,7 +102,7 @@ ATTEMPTS = [
     Attempt("catastrophic_regex", "x = re.match('(a|aa)+$', 'a' * 40 + 'b')", at_deploy=False, stopped_by=CPU),
     Attempt("helper_loop", "x = business_days(10 ** 9)", at_deploy=False, stopped_by=CPU),
     Attempt("memory_hog", "keep = []\nwhile len(keep) >= 0:\n    keep.append(('x' * 100000).upper())",
-            at_deploy=False, stopped_by="memory limit"),
+            at_deploy=False, stopped_by="memory limit", cpu_seconds=30),  # touching 64 MB took 0.25 s on a slow host
     Attempt("recursion", "def f(n):\n    return f(n + 1)\nf(0)", at_deploy=False, stopped_by="recursion"),
     # huge values built in one step
     Attempt("huge_power_constant", "x = 10 ** 10 ** 10"),
@@ -248,6 +249,8 @@ def run_in_engine(attempt: Attempt, source: str) -> tuple[SpiffWorkflowException
 @pytest.mark.parametrize("attempt", ATTEMPTS, ids=lambda a: a.name)
 def test_escape_is_refused_or_stopped_at_run_time_and_reaches_nothing(canary, attempt):
     path, secret = canary
+    if attempt.cpu_seconds:
+        sandbox_limits.configure(replace(LIMITS, cpu_seconds=attempt.cpu_seconds))
     error, data = run_in_engine(attempt, source_of(attempt, path))
     assert error.task_spec.bpmn_id == "Task_Attempt"  # the failure names the element
     message = str(error)

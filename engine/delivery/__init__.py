@@ -74,9 +74,9 @@ def deliver_all(session: Session, jobs: list[Job], settings: Settings, now: date
             if waiting and time.monotonic() - last_record >= every:
                 _record(session, sent, failures, now, failed)
                 until = now + timedelta(seconds=time.monotonic() - started + settings.job_lease_seconds)
-                ours = queue.extend_leases(session, [item.job_id for item in waiting], until=until, worker=worker)
+                ours = queue.extend_leases(session, [later.job_id for later in waiting], until=until, worker=worker)
                 session.commit()
-                waiting = deque(item for item in waiting if item.job_id in ours)
+                waiting = deque(later for later in waiting if later.job_id in ours)
                 sent, failures, last_record = [], [], time.monotonic()
     _record(session, sent, failures, now, failed)
     session.commit()
