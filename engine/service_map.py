@@ -20,12 +20,48 @@ never by walking ORM objects:
 """
 from __future__ import annotations
 
-from sqlalchemy import Integer, String, cast, func, null, select, union
+from sqlalchemy import Integer, String, bindparam, cast, func, null, select, union
 from sqlalchemy.orm import Session
 
 from .models import Change, Service, ServiceDependency, User
 
 MAX_DEPTH = 20  # hops; dependents further away than this are not reported
+
+
+def _impacted_statement():
+    dep, seeds = ServiceDependency, bindparam("seeds", expanding=True)
+    walk = (
+        select(Service.id.label("service_id"), cast(0, Integer).label("depth"),
+               cast(null(), Integer).label("via_id"), cast(null(), String(16)).label("kind"))
+        .where(Service.id.in_(seeds))
+        .cte("walk", recursive=True)
+    )
+    walk = walk.union(
+        select(dep.service_id, walk.c.depth + 1, walk.c.service_id, dep.kind)
+        .join(walk, dep.depends_on_id == walk.c.service_id)
+        .where(walk.c.depth < MAX_DEPTH, dep.service_id.not_in(seeds))
+    )
+    ranked = select(walk, func.min(walk.c.depth).over(partition_by=walk.c.service_id).label("best")).subquery()
+    return (select(ranked.c.service_id, ranked.c.depth, ranked.c.via_id, ranked.c.kind, Service.key, Service.name,
+                   Service.criticality, Service.owner_id, User.username)
+            .join(Service, Service.id == ranked.c.service_id)
+            .outerjoin(User, User.id == Service.owner_id)
+            .where(ranked.c.depth == ranked.c.best))
+
+
+def _related_statement():
+    dep, seeds = ServiceDependency, bindparam("seeds", expanding=True)
+    down = select(Service.id.label("id")).where(Service.id.in_(seeds)).cte("dependents", recursive=True)
+    down = down.union(select(dep.service_id).join(down, dep.depends_on_id == down.c.id))
+    up = select(Service.id.label("id")).where(Service.id.in_(seeds)).cte("dependencies", recursive=True)
+    up = up.union(select(dep.depends_on_id).join(up, dep.service_id == up.c.id))
+    return union(select(down.c.id), select(up.c.id))
+
+
+# Built once, run with the seeds as a parameter: building either costs about a millisecond, and a
+# conflict check, a scheduling and the owners' notifications each run one or both.
+_IMPACTED = _impacted_statement()
+_RELATED = _related_statement()
 
 
 def impacted_services(session: Session, service_ids) -> list[dict]:
@@ -39,26 +75,7 @@ def impacted_services(session: Session, service_ids) -> list[dict]:
     seeds = sorted({int(i) for i in service_ids})
     if not seeds:
         return []
-    dep = ServiceDependency
-    walk = (
-        select(Service.id.label("service_id"), cast(0, Integer).label("depth"),
-               cast(null(), Integer).label("via_id"), cast(null(), String(16)).label("kind"))
-        .where(Service.id.in_(seeds))
-        .cte("walk", recursive=True)
-    )
-    walk = walk.union(
-        select(dep.service_id, walk.c.depth + 1, walk.c.service_id, dep.kind)
-        .join(walk, dep.depends_on_id == walk.c.service_id)
-        .where(walk.c.depth < MAX_DEPTH, dep.service_id.not_in(seeds))
-    )
-    ranked = select(walk, func.min(walk.c.depth).over(partition_by=walk.c.service_id).label("best")).subquery()
-    rows = session.execute(
-        select(ranked.c.service_id, ranked.c.depth, ranked.c.via_id, ranked.c.kind, Service.key, Service.name,
-               Service.criticality, Service.owner_id, User.username)
-        .join(Service, Service.id == ranked.c.service_id)
-        .outerjoin(User, User.id == Service.owner_id)
-        .where(ranked.c.depth == ranked.c.best)
-    ).all()
+    rows = session.execute(_IMPACTED, {"seeds": seeds}).all()
     return _shortest_paths(rows)
 
 
@@ -91,12 +108,7 @@ def related_service_ids(session: Session, service_ids) -> set[int]:
     seeds = {int(i) for i in service_ids}
     if not seeds:
         return set()
-    dep = ServiceDependency
-    down = select(Service.id.label("id")).where(Service.id.in_(seeds)).cte("dependents", recursive=True)
-    down = down.union(select(dep.service_id).join(down, dep.depends_on_id == down.c.id))
-    up = select(Service.id.label("id")).where(Service.id.in_(seeds)).cte("dependencies", recursive=True)
-    up = up.union(select(dep.depends_on_id).join(up, dep.service_id == up.c.id))
-    found = session.scalars(union(select(down.c.id), select(up.c.id))).all()
+    found = session.scalars(_RELATED, {"seeds": sorted(seeds)}).all()
     return set(found) - seeds
 
 
