@@ -80,8 +80,9 @@ def sod_refusal(session: Session, user: User, task: Task) -> str | None:
 _CHANGE_OF_TASK = aliased(Change)
 
 
-def sod_excluded_task(user: User):
-    """SQL condition on Task: true for tasks `user` must not be offered (mirror of sod_refusal).
+def sod_excluded_task(user_id):
+    """SQL condition on Task: true for tasks the user with `user_id` (a number, or a bound parameter
+    for a statement built once) must not be offered (mirror of sod_refusal).
 
     The changes one requested or implements are one small set, looked up once (PostgreSQL hashes
     it); "already decided in this round" is one index probe per task. The round is a subquery so
@@ -90,9 +91,9 @@ def sod_excluded_task(user: User):
     each task's change up first took 6–9 ms, joining changes to the tasks 107 ms.
     """
     change = _CHANGE_OF_TASK
-    own = select(Change.id).where(or_(Change.requester_id == user.id, Change.implementer_id == user.id))
+    own = select(Change.id).where(or_(Change.requester_id == user_id, Change.implementer_id == user_id))
     current_round = select(change.approval_round).where(change.id == Task.change_id).correlate(Task).scalar_subquery()
     decided = (exists().where(Approval.change_id == Task.change_id, Approval.step == Task.approval_step,
-                              Approval.approver_id == user.id, Approval.round == current_round)
+                              Approval.approver_id == user_id, Approval.round == current_round)
                .correlate_except(Approval))
     return and_(Task.approval_step.is_not(None), or_(Task.change_id.in_(own), decided))

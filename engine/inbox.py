@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from sqlalchemy import exists, func, not_, or_, select
+from sqlalchemy import bindparam, exists, func, not_, or_, select
 from sqlalchemy.orm import Session, contains_eager
 
 from .approvals import sod_excluded_task
@@ -30,18 +30,16 @@ def inbox_page(session: Session, user: User, *, limit: int = 100, offset: int = 
     change. Ranking whole rows joined to their changes took twice as long at 150,000 changes.
     """
     require(user, "task.read")
-    ranked = session.execute(select(Task.id, func.count().over()).where(*_waiting(user, **filters))
-                             .order_by(*ORDER).limit(limit).offset(offset)).all()
+    if any(filters.values()):
+        ranked = session.execute(select(Task.id, func.count().over()).where(*_waiting(user.id, user.roles, **filters))
+                                 .order_by(*ORDER).limit(limit).offset(offset)).all()
+    else:  # the inbox as people open it: a statement built once
+        ranked = session.execute(_RANKED, {"user_id": user.id, "roles": list(user.roles), "limit": limit,
+                                           "offset": offset}).all()
     if not ranked:  # no rows carry the total: past the last page (or nothing waits)
         return InboxPage([], inbox_count(session, user, **filters) if offset else 0)
     ids = [task_id for task_id, _total in ranked]
-    # Only what an inbox row shows of the change (the API and the inbox page): other attributes
-    # still load when read. No loader for the assignee: it is `user` or nobody, and `user` is in
-    # the session already (a selectinload cost more than the query).
-    loaded = session.scalars(
-        select(Task).join(Change, Change.id == Task.change_id).where(Task.id.in_(ids))
-        .options(contains_eager(Task.change).load_only(Change.number, Change.title, Change.change_type, Change.risk)))
-    by_id = {task.id: task for task in loaded}
+    by_id = {task.id: task for task in session.scalars(_LOADED, {"ids": ids})}
     return InboxPage([by_id[task_id] for task_id in ids if task_id in by_id], ranked[0][1])
 
 
@@ -53,15 +51,16 @@ def inbox(session: Session, user: User, *, limit: int = 500, offset: int = 0, **
 def inbox_count(session: Session, user: User, **filters) -> int:
     """How many tasks wait in `user`'s inbox (the navigation's badge): one COUNT."""
     require(user, "task.read")
-    return session.scalar(select(func.count()).select_from(Task).where(*_waiting(user, **filters)))
+    return session.scalar(select(func.count()).select_from(Task).where(*_waiting(user.id, user.roles, **filters)))
 
 
-def _waiting(user: User, *, role: str | None = None, change_id: int | None = None, change_type: str | None = None,
-             risk: str | None = None, service: str | None = None) -> list:
-    """The conditions on Task alone for `user`'s inbox, filters included."""
+def _waiting(user_id, roles, *, role: str | None = None, change_id: int | None = None,
+             change_type: str | None = None, risk: str | None = None, service: str | None = None) -> list:
+    """The conditions on Task alone for the inbox of the user with `user_id` and `roles` (values, or
+    bound parameters for a statement built once), filters included."""
     conditions = [Task.status == "ready",
-                  or_(Task.assignee_id == user.id, Task.assignee_id.is_(None) & Task.role.in_(user.roles)),
-                  not_(sod_excluded_task(user))]
+                  or_(Task.assignee_id == user_id, Task.assignee_id.is_(None) & Task.role.in_(roles)),
+                  not_(sod_excluded_task(user_id))]
     if role:
         conditions.append(Task.role == role)
     if change_id:
@@ -75,3 +74,15 @@ def _waiting(user: User, *, role: str | None = None, change_id: int | None = Non
                                              .join(Service, Service.id == change_services.c.service_id)
                                              .where(Service.key == service)))
     return conditions
+
+
+# Built once, run with parameters: building the ranking cost ~1.5 ms of Python a call, more than
+# PostgreSQL took to answer it, and loading the page's rows another 0.5 ms.
+_RANKED = (select(Task.id, func.count().over())
+           .where(*_waiting(bindparam("user_id"), bindparam("roles", expanding=True)))
+           .order_by(*ORDER).limit(bindparam("limit")).offset(bindparam("offset")))
+# Only what an inbox row shows of the change (the API and the inbox page): other attributes still
+# load when read. No loader for the assignee: it is the caller or nobody, and the caller is in the
+# session already (a selectinload cost more than the query).
+_LOADED = (select(Task).join(Change, Change.id == Task.change_id).where(Task.id.in_(bindparam("ids", expanding=True)))
+           .options(contains_eager(Task.change).load_only(Change.number, Change.title, Change.change_type, Change.risk)))
