@@ -8,134 +8,26 @@ import os
 import re
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pytest
 from redis import Redis
 from rq import Queue
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from SpiffWorkflow.util.task import TaskState
 
-from engine import demo, outbox
-from engine.config import SmtpSettings, Settings
 from engine.definitions import deploy_files
 from engine.jobs.dispatch import RqDispatcher
 from engine.jobs.queue import Handout
 from engine.models import Change, Job, Notification, ProcessInstance, Task, User
 from engine.runtime import MAX_DEPTH, load_workflow
-from webui import create_app
-from webui.cli import deploy_directories
 from webui.extensions import db
 
-from .background_support import REDIS_URL, DroppingServer, PrivateRedis, SmtpServer, Worker, wait_until
-from .client import ApiClient
-from .conftest import POSTGRES_URL, _empty_tables, _private_postgres_schema, _reset_schema
+from .background_support import DroppingServer, PrivateRedis, wait_until
+from .worker_stack import FAST, counts, postgres_url, queue_mail, redis_db, running_workers, stack  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.postgres_only
-
-FAST = {"job_lease_seconds": 3.0, "sweep_seconds": 0.5, "retry_base_seconds": 0.5, "job_max_attempts": 3}
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    admin, schema, url = _private_postgres_schema(POSTGRES_URL, prefix="cf_workers")
-    _reset_schema(url)
-    yield url
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
-
-
-@pytest.fixture
-def redis_db():
-    connection = Redis.from_url(REDIS_URL)
-    connection.ping()  # unreachable Redis fails the test here
-    connection.flushdb()
-    yield connection
-    connection.flushdb()
-
-
-@dataclass
-class Stack:
-    api: ApiClient
-    settings: Settings
-    redis: Redis
-    start_worker: Callable[..., Worker]
-
-    def session(self):
-        return self.api.app.app_context()
-
-
-@pytest.fixture
-def stack(postgres_url, redis_db, tmp_path):
-    smtp = SmtpServer().__enter__()
-    queue_name = f"cf-test-{uuid4().hex[:8]}"
-    settings = Settings.from_env(database_url=postgres_url, redis_url=REDIS_URL, instance_dir=tmp_path / "instance",
-                                 queue_name=queue_name, smtp=SmtpSettings(host="127.0.0.1", port=smtp.port,
-                                                                          starttls=False), **FAST)
-    app = create_app(settings, TESTING=True)
-    with app.app_context():
-        _empty_tables(db.engine)
-        deploy_directories()
-        demo.seed(db.session)
-        db.session.commit()
-    workers: list[Worker] = []
-
-    def start_worker(name: str, smtp_port: int | None = None, redis_url: str = REDIS_URL,
-                     args: tuple[str, ...] = ()) -> Worker:
-        env = {**os.environ, "DATABASE_URL": postgres_url, "REDIS_URL": redis_url, "CHANGEFLOW_QUEUE": queue_name,
-               "CHANGEFLOW_INSTANCE_DIR": str(tmp_path / "instance"), "CHANGEFLOW_SMTP_HOST": "127.0.0.1",
-               "CHANGEFLOW_SMTP_PORT": str(smtp_port or smtp.port), "CHANGEFLOW_SMTP_STARTTLS": "false",
-               "CHANGEFLOW_SMTP_TIMEOUT": "5", "CHANGEFLOW_JOB_LEASE_SECONDS": str(FAST["job_lease_seconds"]),
-               "CHANGEFLOW_SWEEP_SECONDS": str(FAST["sweep_seconds"]),
-               "CHANGEFLOW_RETRY_BASE_SECONDS": str(FAST["retry_base_seconds"]),
-               "CHANGEFLOW_JOB_MAX_ATTEMPTS": str(FAST["job_max_attempts"])}
-        worker = Worker(env, tmp_path / f"{name}.log", name, args).start()
-        workers.append(worker)
-        return worker
-
-    stack = Stack(ApiClient(app), settings, redis_db, start_worker)
-    stack.smtp = smtp
-    yield stack
-    for worker in workers:
-        worker.stop()
-    smtp.__exit__()
-    for worker in workers:
-        print(f"--- {worker.name} ---\n{worker.output()[-4000:]}")
-    with app.app_context():  # what the jobs table says, for a failing test's report
-        for job in db.session.scalars(select(Job).order_by(Job.id)):
-            print("job", job.id, job.kind, job.ref, job.status, job.due_at, job.attempts, job.worker, job.last_error)
-        db.session.remove()
-        db.engine.dispose()
-
-
-def counts(stack, **where) -> int:
-    with stack.session():
-        query = select(func.count()).select_from(Notification)
-        for field, value in where.items():
-            query = query.where(getattr(Notification, field) == value)
-        return db.session.scalar(query)
-
-
-def queue_mail(stack, change_id: int, n: int) -> list[int]:
-    """n notifications about one change, written as the engine writes them (and handed to Redis on commit)."""
-    with stack.session():
-        change = db.session.get(Change, change_id)
-        people = db.session.scalars(select(User).order_by(User.id)).all()
-        rows = []
-        for i in range(n):
-            rows += outbox.notify(db.session, "request_approved", change, [people[i % len(people)]], dedupe=f"bulk{i}")
-        db.session.commit()
-        return [r.id for r in rows]
-
-
-def running_workers(stack) -> int:
-    from rq import Worker as RqWorker
-
-    return len(RqWorker.all(connection=stack.redis))
 
 
 def test_two_workers_share_the_queue_and_deliver_each_notification_once(stack):
@@ -360,61 +252,3 @@ def test_a_niced_worker_runs_at_lower_cpu_priority_and_still_delivers(stack):
     niceness = int(Path(f"/proc/{worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
     assert niceness == os.nice(0) + 7
 
-
-def sent_once_each(stack, ids: list[int]) -> None:
-    """Every one of the notifications reached the SMTP server exactly once, on its first attempt."""
-    with stack.session():
-        statuses = db.session.scalars(select(Notification.status).where(Notification.id.in_(ids))).all()
-        attempts = set(db.session.scalars(select(Job.attempts).where(Job.kind == "deliver",
-                                                                     Job.ref.in_([str(i) for i in ids]))))
-    assert statuses == ["sent"] * len(ids) and attempts == {1}
-    received = stack.smtp.sink.ids()
-    assert all(received.count(f"<notification-{i}@localhost>") == 1 for i in ids)
-
-
-def test_a_commands_mail_goes_over_one_smtp_connection_and_a_refused_recipient_fails_alone(stack):
-    cid = stack.api.submit()["id"]
-    stack.start_worker("batch")
-    wait_until(lambda: counts(stack, status="sent") == 1, timeout=30, what="the approver's mail")
-
-    ids = queue_mail(stack, cid, 12)  # one command, twelve messages: one hand-out
-    wait_until(lambda: counts(stack, status="sent") == 13, timeout=30, what="the twelve messages")
-    sent_once_each(stack, ids)
-    assert len({stack.smtp.sink.peers[f"<notification-{i}@localhost>"] for i in ids}) == 1
-
-    with stack.session():
-        refused = db.session.scalar(select(User.email).join(Notification, Notification.recipient_id == User.id)
-                                    .where(Notification.id == ids[1]))
-    stack.smtp.sink.refuse.add(refused)  # the server answers 550 for this one mailbox
-    more = queue_mail(stack, stack.api.submit()["id"], 12)
-    with stack.session():
-        doomed = set(db.session.scalars(select(Notification.id).join(User, Notification.recipient_id == User.id)
-                                        .where(Notification.id.in_(more), User.email == refused)))
-    assert 0 < len(doomed) < len(more)
-    def dead_letters() -> bool:
-        with stack.session():
-            return set(db.session.scalars(select(Notification.status).where(Notification.id.in_(doomed)))) == {"failed"}
-
-    wait_until(dead_letters, timeout=60, what="the refused mailbox's messages to be dead letters after their attempts")
-    sent_once_each(stack, [i for i in more if i not in doomed])
-    with stack.session():
-        errors = db.session.scalars(select(Notification.last_error).where(Notification.id.in_(doomed))).all()
-        tries = set(db.session.scalars(select(Job.attempts).where(Job.ref.in_([str(i) for i in doomed]))))
-    assert all("550" in error for error in errors) and tries == {FAST["job_max_attempts"]}
-
-
-def test_a_batch_slower_than_its_lease_keeps_its_jobs_and_sends_each_mail_once(stack):
-    """Fifteen messages at 0.4 s each outlast the 3 s lease; a second worker sweeping for jobs whose
-    lease ran out must not take over the ones the first is still sending."""
-    stack.smtp.sink.delay = 0.4
-    stack.start_worker("slow1")
-    stack.start_worker("slow2")
-    wait_until(lambda: running_workers(stack) == 2, what="two workers registered")
-    cid = stack.api.submit()["id"]
-    ids = queue_mail(stack, cid, 15)
-    wait_until(lambda: counts(stack, status="sent") == 16, timeout=60, what="every message sent")
-    time.sleep(2 * FAST["sweep_seconds"] + 1)  # a takeover's duplicates would arrive now
-    sent_once_each(stack, ids)
-    with stack.session():
-        senders = set(db.session.scalars(select(Job.worker).where(Job.ref.in_([str(i) for i in ids]))))
-    assert len(senders) == 1  # one hand-out, one worker, from the first message to the last

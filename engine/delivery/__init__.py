@@ -53,8 +53,7 @@ def deliver_all(session: Session, jobs: list[Job], settings: Settings, now: date
     """Deliver the claimed jobs' notifications and finish the jobs; `failed(session, job_id, error)`
     records a job that failed, in the transaction that records the others."""
     ready, failures = _prepare_all(session, jobs, settings, now)
-    for job_id, exc in failures:
-        failed(session, job_id, exc)
+    _record(session, [], failures, now, failed)
     session.commit()  # skips and finished jobs recorded; no transaction stays open while the network calls run
     waiting = deque(ready)
     sent: list[_Ready] = []

@@ -19,7 +19,7 @@ from sqlalchemy.orm import sessionmaker
 from ..config import Settings
 from ..db import utcnow
 from . import queue
-from .runner import Dispatch, run_due, run_job, run_jobs
+from .runner import Dispatch, run_due, run_jobs
 
 log = logging.getLogger("changeflow.jobs")
 PERFORM = "engine.jobs.worker.perform"
@@ -35,14 +35,8 @@ class InlineDispatcher:
 
     def dispatch(self, jobs: Dispatch) -> None:
         waiting = [j for j in jobs if j.due_at <= utcnow()]
-        while waiting:
-            # Process steps first and one at a time, then the deliveries as one batch, as a worker would.
-            follow_up: Dispatch = []
-            for job in (j for j in waiting if j.advances_process):
-                follow_up += run_job(self.sessions, job.id, self.settings, worker="inline")
-            rest = [j.id for j in waiting if not j.advances_process]
-            if rest:
-                follow_up += run_jobs(self.sessions, rest, self.settings, worker="inline")
+        while waiting:  # process steps first, then the deliveries as one batch, as a worker would
+            follow_up = run_jobs(self.sessions, [j.id for j in waiting], self.settings, worker="inline")
             waiting = [j for j in follow_up if j.due_at <= utcnow()]
 
     def start_timer_thread(self, interval: float = 5.0) -> threading.Thread:

@@ -102,12 +102,6 @@ def _claimable(now: datetime):
                and_(Job.status == "running", Job.lease_until < now))
 
 
-def claim(session: Session, job_id: int, *, now: datetime, lease_seconds: float, worker: str) -> Job | None:
-    """Take the job if it is due (or its holder's lease ran out); commits. None: not ours to run."""
-    taken = claim_many(session, [job_id], now=now, lease_seconds=lease_seconds, worker=worker)
-    return taken[0] if taken else None
-
-
 def claim_many(session: Session, job_ids: list[int], *, now: datetime, lease_seconds: float,
                worker: str) -> list[Job]:
     """Take those of the jobs that are due (or whose holder's lease ran out), in one UPDATE; commits.

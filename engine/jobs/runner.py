@@ -33,18 +33,20 @@ def run_job(sessions: sessionmaker, job_id: int, settings: Settings, *, now: dat
 
 def run_jobs(sessions: sessionmaker, job_ids: list[int], settings: Settings, *, now: datetime | None = None,
              worker: str = WORKER_NAME) -> Dispatch:
-    """Run jobs handed out together: claimed in one statement, deliveries as one batch (one read, one
-    SMTP connection, the results recorded together), any other kind one at a time. Each job still
-    succeeds, retries or fails on its own."""
+    """Run jobs handed out together: claimed in one statement; process steps and other kinds first,
+    one at a time, then the deliveries as one batch (one read, one SMTP connection, the results
+    recorded together). Each job still succeeds, retries or fails on its own."""
     now = now or utcnow()
     with sessions() as session:
         jobs = queue.claim_many(session, job_ids, now=now, lease_seconds=settings.job_lease_seconds, worker=worker)
         queue.take_new(session)
         deliveries = [job for job in jobs if job.kind == "deliver"]
         others = [(job.id, job) for job in jobs if job.kind != "deliver"]  # ids read before any commit expires them
-        created: Dispatch = _run_deliveries(session, deliveries, settings, now, worker) if deliveries else []
+        created: Dispatch = []
         for job_id, job in others:
             created += _run_one(session, job_id, job, settings, now)
+        if deliveries:
+            created += _run_deliveries(session, deliveries, settings, now, worker)
         return created
 
 
@@ -112,11 +114,6 @@ def run_due(sessions: sessionmaker, settings: Settings, *, now: datetime | None 
         if not due:
             return ran
         seen.update(job.id for job in due)
-        for job in due:
-            if job.kind != "deliver":
-                run_job(sessions, job.id, settings, now=now, worker="inline")
-        mail = [job.id for job in due if job.kind == "deliver"]
-        if mail:
-            run_jobs(sessions, mail, settings, now=now, worker="inline")
+        run_jobs(sessions, [job.id for job in due], settings, now=now, worker="inline")
         ran += len(due)
     return ran
