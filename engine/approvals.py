@@ -6,10 +6,10 @@ would break segregation of duties.
 """
 from __future__ import annotations
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from .memo import active_users
+from .memo import role_holders
 from .models import Approval, Change, Service, Task, User, change_services
 
 RULE = "segregation_of_duties"
@@ -23,18 +23,19 @@ def approver_facts(session: Session, change: Change) -> dict:
     """
     conflicted = {change.requester_id, change.implementer_id} - {None}
     owners: list[str | None] = []
-    # Columns, not entities: this runs on every task completion.
-    rows = session.execute(
-        select(User.id, User.username, User.active).select_from(Service)
-        .join(change_services, change_services.c.service_id == Service.id)
-        .outerjoin(User, User.id == Service.owner_id)
-        .where(change_services.c.change_id == change.id).order_by(Service.key))
-    for owner_id, username, active in rows:
+    for owner_id, username, active in session.execute(_OWNERS, {"change_id": change.id}):
         name = username if owner_id is not None and active and owner_id not in conflicted else None
         if name not in owners:
             owners.append(name)
-    cab = [u.username for u in active_users(session) if "cab_member" in u.roles and u.id not in conflicted]
+    cab = [u.username for u in role_holders(session, "cab_member") if u.id not in conflicted]
     return {"service_owners": owners, "cab_members": cab}
+
+
+# Columns, not entities, and built once: this runs on every task completion.
+_OWNERS = (select(User.id, User.username, User.active).select_from(Service)
+           .join(change_services, change_services.c.service_id == Service.id)
+           .outerjoin(User, User.id == Service.owner_id)
+           .where(change_services.c.change_id == bindparam("change_id")).order_by(Service.key))
 
 
 def tally(session: Session, change: Change, step: str) -> dict:

@@ -1,8 +1,8 @@
 """Facts a command reads several times, read once per transaction.
 
-A task completion asks "who is active, with which roles?" for the approval facts, for each new
-task's audience and for every notification, and "which webhooks are subscribed?" for every
-notification. Nothing in such a command changes those rows, so the first answer is kept in
+A task completion asks "who holds this role?" for the approval facts (CAB members), for each new
+task's audience and for notifications (change managers), and "which webhooks are subscribed?" for
+every notification. Nothing in such a command changes those rows, so the first answer is kept in
 `session.info` until the transaction ends (commit or rollback), and the next command asks again.
 Only facts the commands that read them never write belong here.
 """
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Callable, TypeVar
 
-from sqlalchemy import event, select
+from sqlalchemy import Text, bindparam, cast, event, select
 from sqlalchemy.orm import Session
+
+from .models import User, WebhookEndpoint
 
 T = TypeVar("T")
 KEY = "changeflow.transaction_memo"
@@ -24,18 +26,21 @@ def remembered(session: Session, name: str, read: Callable[[Session], T]) -> T:
     return memo[name]
 
 
-def active_users(session: Session) -> list:
-    """Every active user, by username."""
-    from .models import User
+def role_holders(session: Session, role: str) -> list:
+    """Every active user holding `role`, by username: read in SQL, not by loading every user (an
+    organisation has thousands, a role a handful)."""
+    return remembered(session, f"role_holders:{role}", lambda s: [
+        user for user in s.scalars(_ROLE_HOLDERS, {"quoted_role": f'%"{role}"%'}) if role in user.roles])
 
-    return remembered(session, "active_users", lambda s: list(
-        s.scalars(select(User).where(User.active.is_(True)).order_by(User.username))))
+
+# `roles` is a JSON list of names, stored as text on SQLite and PostgreSQL alike: the quoted name
+# finds the candidates, the exact test above keeps only true holders. Built once, bound per call.
+_ROLE_HOLDERS = (select(User).where(User.active.is_(True), cast(User.roles, Text).like(bindparam("quoted_role")))
+                 .order_by(User.username))
 
 
 def webhook_endpoints(session: Session) -> list:
     """Every active webhook endpoint, oldest first."""
-    from .models import WebhookEndpoint
-
     return remembered(session, "webhook_endpoints", lambda s: list(
         s.scalars(select(WebhookEndpoint).where(WebhookEndpoint.active.is_(True)).order_by(WebhookEndpoint.id))))
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .db import utcnow
-from .memo import active_users
+from .memo import role_holders as _role_holders
 from .models import Approval, Change, FollowUpAction, Notification, Task, User
 from .notification_templates import TEMPLATES
 from .outbox import notify as write
@@ -31,7 +31,7 @@ def service_owners(session: Session, change: Change) -> list[User]:
 
 
 def role_holders(session: Session, role: str) -> list[User]:
-    return [u for u in active_users(session) if role in u.roles]
+    return _role_holders(session, role)
 
 
 def audience(session: Session, change: Change, name: str) -> list[User]:

@@ -172,3 +172,35 @@ def test_deploying_an_edited_risk_policy_reroutes_new_changes_only(api):
     assert names(api, "sam", after["id"]) == ["Service owner approval"]
     approve(api, "morgan", before["id"], "Authorize change")  # the running change keeps its policy
     assert api.change(before["id"])["state"] == "scheduled"
+
+
+def test_role_holders_are_found_by_role_exactly_without_loading_everyone(api):
+    """CAB members and change managers are read by role in SQL: names that merely contain the role's
+    name, inactive holders and everyone else stay out, and the other users are never loaded."""
+    from engine.approvals import approver_facts
+    from engine.memo import role_holders
+    from engine.models import Change, User
+
+    add_user(api, "cab1", "cab_member", "service_owner")
+    add_user(api, "cab2", "implementer", "cab_member")
+    add_user(api, "cab_member", "requester")  # a username that is the role's name is not the role
+    add_user(api, "gone", "cab_member")
+    for i in range(40):
+        add_user(api, f"staff{i:02d}", "requester", "implementer")
+    change = api.submit(**LOW)
+    with api.app.app_context():
+        session = db.session
+        session.scalar(select(User).where(User.username == "gone")).active = False
+        session.commit()
+        session.expunge_all()
+        holders = [u.username for u in role_holders(session, "cab_member")]
+        expected = sorted(u.username for u in session.scalars(select(User)).unique()
+                          if u.active and "cab_member" in u.roles)
+        assert holders == expected and {"cab1", "cab2"} <= set(holders)
+        assert not {"cab_member", "gone"} & set(holders)
+
+        session.expunge_all()
+        facts = approver_facts(session, session.get(Change, change["id"]))
+        assert facts["cab_members"] == expected
+        loaded = {obj.username for obj in session.identity_map.values() if isinstance(obj, User)}
+        assert not any(name.startswith("staff") for name in loaded)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from gunicorn.app.base import BaseApplication
 
+from engine.heap import WarmHeap
 
 GIL_SWITCH_SECONDS = 0.0005
 
@@ -32,6 +33,7 @@ class _Gunicorn(BaseApplication):
 
         gc.collect()
         gc.freeze()
+        app.wsgi_app = FreezingMiddleware(app.wsgi_app)  # and again once the caches have filled
         # A request thread back from a database round trip waits for the GIL until the thread holding
         # it is made to let go: 5 ms by default, once per statement, while another request computes.
         # Measured at 16 clients: p99 lower in 3 of 4 pairs, within the host's drift (docs/performance.md).
@@ -42,3 +44,16 @@ class _Gunicorn(BaseApplication):
 def run_gunicorn(bind: str, *, workers: int, threads: int) -> None:
     _Gunicorn({"bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
                "accesslog": "-", "timeout": 60}).run()
+
+
+class FreezingMiddleware:
+    """Each request is a unit of work for `engine.heap.WarmHeap`: the heap is frozen again when idle
+    after the 50th, 500th and 5,000th."""
+
+    def __init__(self, app, heap: WarmHeap | None = None):
+        self.app = app
+        self.heap = heap or WarmHeap()
+
+    def __call__(self, environ, start_response):
+        with self.heap.working():
+            return self.app(environ, start_response)

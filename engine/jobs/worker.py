@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeout
@@ -19,6 +19,7 @@ from sqlalchemy.orm import sessionmaker
 from .. import sandbox_limits
 from ..config import Settings
 from ..db import make_engine
+from ..heap import WarmHeap, freeze
 from .dispatch import RqDispatcher, steps_queue_name, sweep
 from .runner import WORKER_NAME, run_jobs
 
@@ -31,6 +32,7 @@ class WorkerContext:
     settings: Settings
     dispatcher: RqDispatcher
     name: str = WORKER_NAME
+    heap: WarmHeap = field(default_factory=WarmHeap)  # jobs and sweeps are its units of work
 
 
 _context: WorkerContext | None = None  # one per worker process, set up before the first job
@@ -53,15 +55,17 @@ def perform_many(job_ids: list[int]) -> None:
     global _context
     if _context is None:  # a forking worker or another process that did not call run_worker
         _context = _make_context(Settings.from_env())
-    follow_up = run_jobs(_context.sessions, [int(job_id) for job_id in job_ids], _context.settings,
-                         worker=_context.name)
+    with _context.heap.working():
+        follow_up = run_jobs(_context.sessions, [int(job_id) for job_id in job_ids], _context.settings,
+                             worker=_context.name)
     _context.dispatcher.dispatch(follow_up)
 
 
 def _sweep_forever(context: WorkerContext, stop: threading.Event) -> None:
     while True:
         try:
-            handed = sweep(context.sessions, context.dispatcher, context.settings)
+            with context.heap.working():
+                handed = sweep(context.sessions, context.dispatcher, context.settings)
             if handed:
                 log.info("sweep handed out %s job(s) Redis did not have", handed)
         except Exception as exc:  # noqa: BLE001 — Redis or the database may be briefly away
@@ -77,6 +81,7 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
         raise SystemExit("changeflow worker needs REDIS_URL (without Redis, `changeflow demo` runs jobs in-process)")
     name = name or f"changeflow-{WORKER_NAME}".replace(":", "-")
     _context = _make_context(settings, name)
+    freeze()  # what start-up loaded lives as long as the process (engine.heap)
     stop = threading.Event()
     sweeper = threading.Thread(target=_sweep_forever, args=(_context, stop), name="changeflow-sweep", daemon=True)
     sweeper.start()  # the first sweep runs at once: timers that fell due while no worker ran fire now
