@@ -35,8 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--changes", type=int, default=200, help="changes to walk to closure (N)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent client threads (K)")
     parser.add_argument("--database-url", default=DEFAULT_URL, help="PostgreSQL URL; the database is wiped")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="gunicorn worker processes (default: two per core, as `changeflow serve`)")
+    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
     parser.add_argument("--warmup", type=int, default=8, help="changes walked first and not counted")
     parser.add_argument("--raw-changes", type=int, default=None, help="changes for the raw ceiling, half before the load and half after (default N)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11",
@@ -51,6 +52,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.no_redis:
         args.redis_url, args.job_workers = None, 0
+    if args.workers is None:
+        from webui.server import default_workers
+
+        args.workers = default_workers()
     return args
 
 

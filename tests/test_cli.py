@@ -161,3 +161,36 @@ def test_users_set_password_lets_them_sign_in(app, database_url, tmp_path):
 
         stored = db.session.scalar(select(User.password_hash).where(User.username == "ivan"))
         assert stored.startswith("$argon2id$") and "correct horse" not in stored
+
+
+def test_serve_runs_two_workers_per_core_under_gunicorn(app, database_url, tmp_path):
+    """The production entry point: migrates, deploys, and serves the API from gunicorn workers."""
+    run_cli("db", "upgrade", database_url=database_url, tmp_path=tmp_path)
+    token = run_cli("users", "create", "rita", "--role", "requester", database_url=database_url,
+                    tmp_path=tmp_path).stdout.strip().splitlines()[-1]
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "CHANGEFLOW_INSTANCE_DIR": str(tmp_path)}
+    env.pop("REDIS_URL", None)
+    server = subprocess.Popen([CHANGEFLOW, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.stdout.read()
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.2)
+        workers = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
+        assert len(workers) == 2 * os.cpu_count()
+        created = httpx.post(f"{base}/api/changes", headers={"Authorization": f"Bearer {token}"}, json={
+            "title": "Rotate certificates", "change_type": "normal", "category": "infrastructure",
+            "services": [], "impact": 3, "urgency": 3, "rollback_plan": "Restore the old ones"}, timeout=30)
+        assert created.status_code == 201, created.text
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -260,8 +260,9 @@ def audit_verify(number):
 @main.command("serve")
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int)
-@click.option("--threads", default=4, show_default=True, type=int)
+@click.option("--workers", default=None, type=int,
+              help="gunicorn worker processes [default: two per core]")
+@click.option("--threads", default=2, show_default=True, type=int, help="threads per worker process")
 @click.option("--deploy/--no-deploy", default=True, show_default=True,
               help="Migrate the database and deploy processes/ before serving.")
 @with_appcontext
@@ -271,10 +272,10 @@ def serve(host, port, workers, threads, deploy):
         migrate.upgrade(current_app.config["SQLALCHEMY_DATABASE_URI"])
         deploy_directories()
     from .extensions import db as database
-    from .server import run_gunicorn
+    from .server import default_workers, run_gunicorn
 
     database.engine.dispose()  # never share pooled connections with forked workers
-    run_gunicorn(f"{host}:{port}", workers=workers, threads=threads)
+    run_gunicorn(f"{host}:{port}", workers=workers or default_workers(), threads=threads)
 
 
 @main.command("worker")
