@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import and_, event, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, event, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -102,6 +102,16 @@ def _claimable(now: datetime):
                and_(Job.status == "running", Job.lease_until < now))
 
 
+# Built once, bound per call: every job a worker runs is claimed through it.
+_CLAIM = (update(Job).where(Job.id.in_(bindparam("ids", expanding=True)),
+                            or_(and_(Job.status == "pending", Job.due_at <= bindparam("now")),
+                                and_(Job.status == "running", Job.lease_until < bindparam("now"))))
+          .values(status="running", attempts=Job.attempts + 1, worker=bindparam("claimant"),
+                  lease_until=bindparam("lease_end"))
+          .returning(Job)
+          .execution_options(synchronize_session=False, populate_existing=True))
+
+
 def claim_many(session: Session, job_ids: list[int], *, now: datetime, lease_seconds: float,
                worker: str) -> list[Job]:
     """Take those of the jobs that are due (or whose holder's lease ran out), in one UPDATE; commits.
@@ -110,13 +120,8 @@ def claim_many(session: Session, job_ids: list[int], *, now: datetime, lease_sec
     """
     if not job_ids:
         return []
-    jobs = session.scalars(
-        update(Job).where(Job.id.in_(job_ids), _claimable(now))
-        .values(status="running", attempts=Job.attempts + 1, worker=worker[:100],
-                lease_until=now + timedelta(seconds=lease_seconds))
-        .returning(Job)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).all()
+    jobs = session.scalars(_CLAIM, {"ids": job_ids, "now": now, "claimant": worker[:100],
+                                    "lease_end": now + timedelta(seconds=lease_seconds)}).all()
     # The rows just came back from the UPDATE and this worker now holds them: reading them again
     # after the commit would only cost a round trip.
     expire, session.expire_on_commit = session.expire_on_commit, False
