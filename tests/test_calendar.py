@@ -11,7 +11,7 @@ from engine.models import AuditEvent
 from webui.extensions import db
 
 UTC = timezone.utc
-DECEMBER = {"from": "2026-12-01T00:00:00Z", "to": "2026-12-15T00:00:00Z"}
+DECEMBER = {"from": "2037-12-01T00:00:00Z", "to": "2037-12-15T00:00:00Z"}
 
 
 def at(text: str) -> datetime:
@@ -39,23 +39,23 @@ def cancel(api, change_id: int) -> None:
 def test_calendar_lists_visible_changes_and_window_occurrences(api):
     crm = api.submit()  # alice's: crm-web, 5 Dec 21:00–22:30 UTC
     payroll = api.submit("morgan", title="Patch payroll database", services=["payroll"],
-                         planned_start="2026-12-08T20:00:00Z", planned_end="2026-12-08T23:00:00Z")
-    canceled = api.submit(title="Retire the old CRM theme", planned_start="2026-12-09T20:00:00Z",
-                          planned_end="2026-12-09T21:00:00Z")
+                         planned_start="2037-12-08T20:00:00Z", planned_end="2037-12-08T23:00:00Z")
+    canceled = api.submit(title="Retire the old CRM theme", planned_start="2037-12-09T20:00:00Z",
+                          planned_end="2037-12-09T21:00:00Z")
     cancel(api, canceled["id"])
-    api.submit(title="Next year", planned_start="2027-02-01T20:00:00Z", planned_end="2027-02-01T21:00:00Z")
-    saturdays = window(api, kind="maintenance", name="Saturday nights", starts_at="2026-11-28T22:00:00+01:00",
-                       ends_at="2026-11-29T02:00:00+01:00", rrule="FREQ=WEEKLY;BYDAY=SA",
+    api.submit(title="Next year", planned_start="2038-02-01T20:00:00Z", planned_end="2038-02-01T21:00:00Z")
+    saturdays = window(api, kind="maintenance", name="Saturday nights", starts_at="2037-11-28T22:00:00+01:00",
+                       ends_at="2037-11-29T02:00:00+01:00", rrule="FREQ=WEEKLY;BYDAY=SA",
                        timezone="Europe/Berlin")["id"]
     freeze = window(api, kind="blackout", name="Payroll run", services=["payroll"],
-                    starts_at="2026-12-10T00:00:00Z", ends_at="2026-12-12T00:00:00Z")["id"]
+                    starts_at="2037-12-10T00:00:00Z", ends_at="2037-12-12T00:00:00Z")["id"]
 
     everything = [
-        ("maintenance", saturdays, "2026-12-05T21:00:00+00:00", "2026-12-06T01:00:00+00:00"),
-        ("change", crm["id"], "2026-12-05T21:00:00+00:00", "2026-12-05T22:30:00+00:00"),
-        ("change", payroll["id"], "2026-12-08T20:00:00+00:00", "2026-12-08T23:00:00+00:00"),
-        ("blackout", freeze, "2026-12-10T00:00:00+00:00", "2026-12-12T00:00:00+00:00"),
-        ("maintenance", saturdays, "2026-12-12T21:00:00+00:00", "2026-12-13T01:00:00+00:00"),
+        ("maintenance", saturdays, "2037-12-05T21:00:00+00:00", "2037-12-06T01:00:00+00:00"),
+        ("change", crm["id"], "2037-12-05T21:00:00+00:00", "2037-12-05T22:30:00+00:00"),
+        ("change", payroll["id"], "2037-12-08T20:00:00+00:00", "2037-12-08T23:00:00+00:00"),
+        ("blackout", freeze, "2037-12-10T00:00:00+00:00", "2037-12-12T00:00:00+00:00"),
+        ("maintenance", saturdays, "2037-12-12T21:00:00+00:00", "2037-12-13T01:00:00+00:00"),
     ]
     by_start = sorted(everything, key=lambda e: (e[2], e[0] != "change"))
     assert entries(api, "audrey", **DECEMBER) == by_start
@@ -64,10 +64,10 @@ def test_calendar_lists_visible_changes_and_window_occurrences(api):
         e for e in by_start if (e[0], e[1]) != ("change", crm["id"])]
 
     body = api.get("/api/calendar", "audrey", query_string=DECEMBER).get_json()
-    assert (body["from"], body["to"]) == ("2026-12-01T00:00:00+00:00", "2026-12-15T00:00:00+00:00")
+    assert (body["from"], body["to"]) == ("2037-12-01T00:00:00+00:00", "2037-12-15T00:00:00+00:00")
     change = next(e for e in body["entries"] if e["type"] == "change" and e["id"] == crm["id"])
     assert change == {"type": "change", "id": crm["id"], "number": crm["number"], "title": crm["title"],
-                      "start": "2026-12-05T21:00:00+00:00", "end": "2026-12-05T22:30:00+00:00",
+                      "start": "2037-12-05T21:00:00+00:00", "end": "2037-12-05T22:30:00+00:00",
                       "services": ["crm-web"], "state": "authorize", "risk": crm["risk"],
                       "change_type": "normal", "link": f"/api/changes/{crm['id']}"}
     blackout = next(e for e in body["entries"] if e["type"] == "blackout")
@@ -81,8 +81,8 @@ def test_calendar_range_is_checked(api):
         assert response.status_code == 422, response.get_json()
         return [e["field"] for e in response.get_json()["errors"]]
 
-    assert refused(**{"from": "2027-01-01T00:00:00Z", "to": "2028-03-01T00:00:00Z"}) == ["to"]
-    assert refused(**{"from": "2027-01-02T00:00:00Z", "to": "2027-01-01T00:00:00Z"}) == ["to"]
+    assert refused(**{"from": "2038-01-01T00:00:00Z", "to": "2039-03-01T00:00:00Z"}) == ["to"]
+    assert refused(**{"from": "2038-01-02T00:00:00Z", "to": "2038-01-01T00:00:00Z"}) == ["to"]
     assert refused(service="no-such-service") == ["service"]
     assert api.get("/api/calendar").status_code == 401
 
@@ -172,10 +172,10 @@ def test_calendar_entries_are_written_as_their_documented_schema_says(api):
     from webui.api.schemas.windows import CalendarEntry
 
     api.submit()
-    window(api, kind="maintenance", name="Saturday nights", starts_at="2026-11-28T22:00:00+01:00",
-           ends_at="2026-11-29T02:00:00+01:00", rrule="FREQ=WEEKLY;BYDAY=SA", timezone="Europe/Berlin")
+    window(api, kind="maintenance", name="Saturday nights", starts_at="2037-11-28T22:00:00+01:00",
+           ends_at="2037-11-29T02:00:00+01:00", rrule="FREQ=WEEKLY;BYDAY=SA", timezone="Europe/Berlin")
     window(api, kind="blackout", name="Payroll run", services=["payroll"],
-           starts_at="2026-12-10T00:00:00Z", ends_at="2026-12-12T00:00:00Z")
+           starts_at="2037-12-10T00:00:00Z", ends_at="2037-12-12T00:00:00Z")
     with api.app.app_context():
         audrey = db.session.scalar(select(User).where(User.username == "audrey"))
         view = calendar_feed.calendar_entries(db.session, audrey, at(DECEMBER["from"].replace("Z", "+00:00")),

@@ -97,11 +97,11 @@ def risk_dmn_with_routine_high_rule() -> str:
 def run_to_closure(api, change_id: int) -> None:
     api.act("morgan", change_id, {"decision": "approve", "comment": "fine"})
     api.attach_required(change_id)
-    api.act("morgan", change_id, {"planned_start": "2026-12-05T22:00:00+01:00",
-                                  "planned_end": "2026-12-05T23:30:00+01:00", "implementer": "ivan"})
+    api.act("morgan", change_id, {"planned_start": "2037-12-05T22:00:00+01:00",
+                                  "planned_end": "2037-12-05T23:30:00+01:00", "implementer": "ivan"})
     api.wait_for_window(change_id)
-    api.act("ivan", change_id, {"actual_start": "2026-12-05T22:05:00+01:00",
-                                "actual_end": "2026-12-05T23:00:00+01:00", "implementation_result": "completed"})
+    api.act("ivan", change_id, {"actual_start": "2037-12-05T22:05:00+01:00",
+                                "actual_end": "2037-12-05T23:00:00+01:00", "implementation_result": "completed"})
     api.attach_required(change_id, "close")
     api.act("morgan", change_id, {"close_code": "successful", "close_notes": "Went to plan."})
     api.accept(change_id)

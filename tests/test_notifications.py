@@ -21,7 +21,7 @@ from webui.extensions import db
 
 from .background_support import DroppingServer, SmtpServer, WebhookReceiver
 
-WINDOW = {"planned_start": "2026-12-08T21:00:00+00:00", "planned_end": "2026-12-08T22:00:00+00:00"}
+WINDOW = {"planned_start": "2037-12-08T21:00:00+00:00", "planned_end": "2037-12-08T22:00:00+00:00"}
 
 
 def rows(api, change_id=None, **where):
@@ -61,7 +61,7 @@ def test_each_audience_hears_its_part_of_a_change(api, settings):
     assert "Rollback plan: Redeploy 5.1" in body and f"/api/changes/{cid}" in body
     assert scheduled["Message-ID"].startswith("<notification-")
 
-    api.run_due(datetime(2026, 12, 7, 21, 0, 1, tzinfo=timezone.utc))  # a day before the window
+    api.run_due(datetime(2037, 12, 7, 21, 0, 1, tzinfo=timezone.utc))  # a day before the window
     assert ("window_reminder", "email", "sam", "sent") in rows(api, cid)
     told = [(n["kind"], n["recipient"], n["status"]) for n in api.trace(cid)["notifications"]]
     assert told == [(kind, who, status) for kind, _, who, status in rows(api, cid)]  # the auditor sees it all
@@ -77,7 +77,7 @@ def test_a_reminder_for_a_window_that_moved_is_not_sent(api):
         moved.planned_start += timedelta(days=3)
         moved.planned_end += timedelta(days=3)
         db.session.commit()
-    api.run_due(datetime(2026, 12, 7, 22, tzinfo=timezone.utc))
+    api.run_due(datetime(2037, 12, 7, 22, tzinfo=timezone.utc))
     assert ("window_reminder", "email", "sam", "skipped") in rows(api, change["id"])
 
 
@@ -100,8 +100,8 @@ def test_users_opt_out_per_channel_and_kind_but_not_of_escalations(api):
     assert not [r for r in heard if r[2] == "morgan"]  # morgan switched email off entirely
 
     api.post("/api/windows", "morgan", json={"kind": "blackout", "name": "Freeze", "services": [],
-                                             "starts_at": "2026-12-08T00:00:00+00:00",
-                                             "ends_at": "2026-12-09T00:00:00+00:00"})
+                                             "starts_at": "2037-12-08T00:00:00+00:00",
+                                             "ends_at": "2037-12-09T00:00:00+00:00"})
     assert ("conflict_escalation", "email", "morgan", "sent") in rows(api, change["id"])  # mandatory
 
 

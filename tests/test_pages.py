@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 from engine.demo import demo_password
 from engine.permissions import MATRIX
@@ -181,7 +182,7 @@ def test_dates_in_utc_lists_and_rows_travel_from_the_form_to_the_change(app, api
     sign_in(client, "morgan")
     schedule = api.task("morgan", cid, "Schedule change")
     page = client.get(f"/tasks/{schedule['id']}").get_data(as_text=True)
-    assert 'type="datetime-local"' in page and 'value="2026-12-05T21:00"' in page  # prefilled, in UTC
+    assert 'type="datetime-local"' in page and 'value="2037-12-05T21:00"' in page  # prefilled, in UTC
     client.post(f"/tasks/{schedule['id']}", data={"csrf_token": csrf(page), "planned_start": "2026-11-20T21:00",
                                                  "planned_end": "2026-11-20T22:00", "implementer": "ivan"})
     change = api.change(cid)
@@ -201,11 +202,11 @@ def test_dates_in_utc_lists_and_rows_travel_from_the_form_to_the_change(app, api
     answer = client.post(f"/tasks/{review['id']}", data={
         "csrf_token": csrf(page), "close_code": "successful_with_issues", "close_notes": "Slow start.",
         "incidents_caused": "INC001\nINC002", "follow_up_actions-0-action": "Tune the alert.",
-        "follow_up_actions-0-owner": "sam", "follow_up_actions-0-due_date": "2026-12-20"})
+        "follow_up_actions-0-owner": "sam", "follow_up_actions-0-due_date": "2037-12-20"})
     assert answer.status_code == 302
     assert api.change(cid)["incidents_caused"] == ["INC001", "INC002"]
     assert [(f["action"], f["owner"], f["due_date"]) for f in api.trace(cid)["follow_ups"]] == [
-        ("Tune the alert.", "sam", "2026-12-20")]
+        ("Tune the alert.", "sam", "2037-12-20")]
 
 
 def test_the_change_page_tells_the_story_from_request_to_closure(app, api):
@@ -245,14 +246,14 @@ def test_filing_a_change_from_the_page_with_errors_at_their_fields(app, api):
     assert 'name="services" value="crm-web"' in page and 'type="datetime-local"' in page
     refused = client.post("/changes/new", data={"csrf_token": csrf(page), "title": "x", "change_type": "normal",
                                                 "impact": "2", "urgency": "2",
-                                                "planned_start": "2026-12-09T22:00", "planned_end": "2026-12-09T21:00"})
+                                                "planned_start": "2037-12-09T22:00", "planned_end": "2037-12-09T21:00"})
     assert refused.status_code == 422
     html = refused.get_data(as_text=True)
     assert 'id="title-error"' in html and 'aria-describedby="title-error"' in html
-    assert 'value="x"' in html and 'value="2026-12-09T22:00"' in html  # what was typed stays
+    assert 'value="x"' in html and 'value="2037-12-09T22:00"' in html  # what was typed stays
     refused = client.post("/changes/new", data={"csrf_token": csrf(page), "title": "Rotate certificates",
                                                 "change_type": "normal", "impact": "2", "urgency": "2",
-                                                "planned_start": "2026-12-09T22:00", "planned_end": "2026-12-09T21:00"})
+                                                "planned_start": "2037-12-09T22:00", "planned_end": "2037-12-09T21:00"})
     html = refused.get_data(as_text=True)
     assert refused.status_code == 422 and 'id="category-error"' in html and 'id="planned_end-error"' in html
     assert "Planned end: must be after planned_start" in html
@@ -261,13 +262,13 @@ def test_filing_a_change_from_the_page_with_errors_at_their_fields(app, api):
     filed = client.post("/changes/new", data={
         "csrf_token": csrf(page), "title": "Rotate firewall certificates", "change_type": "normal",
         "category": "infrastructure", "services": ["firewall"], "impact": "2", "urgency": "2",
-        "planned_start": "2026-12-09T21:00", "planned_end": "2026-12-09T22:00",
+        "planned_start": "2037-12-09T21:00", "planned_end": "2037-12-09T22:00",
         "rollback_plan": "Restore the previous certificates", "rollback_tested": "on"})
     assert filed.status_code == 302
     [change] = api.get("/api/changes", "audrey").get_json()["items"]
     assert filed.headers["Location"] == f"/changes/{change['number']}"
     assert (change["services"], change["planned_start"], change["rollback_tested"], change["requester"]) == \
-        (["firewall"], "2026-12-09T21:00:00+00:00", True, "alice")
+        (["firewall"], "2037-12-09T21:00:00+00:00", True, "alice")
     assert f"{change['number']} filed" in client.get(filed.headers["Location"]).get_data(as_text=True)
     auditor = app.test_client()
     sign_in(auditor, "audrey")
@@ -301,28 +302,33 @@ def test_admins_see_dead_letters_and_retry_them_from_the_page(app, api):
 
 
 def test_the_calendar_shows_changes_windows_and_conflicts_by_month_and_week(app, api):
-    first = api.submit(title="Release CRM 5.2")  # 2026-12-05 21:00 UTC on crm-web
+    first = api.submit(title="Release CRM 5.2")  # 2037-12-05 21:00 UTC on crm-web
     api.submit(title="Another CRM release")       # the same window and service: a conflict once checked
     assert api.post("/api/windows", "morgan", json={
-        "kind": "blackout", "name": "Year-end freeze", "starts_at": "2026-12-24T00:00:00+00:00",
-        "ends_at": "2026-12-27T00:00:00+00:00", "services": []}).status_code == 201
+        "kind": "blackout", "name": "Year-end freeze", "starts_at": "2037-12-24T00:00:00+00:00",
+        "ends_at": "2037-12-27T00:00:00+00:00", "services": []}).status_code == 201
     api.act("morgan", first["id"], {"decision": "approve", "comment": "ok"}, name="Authorize change")
     api.attach_required(first["id"])
-    api.act("morgan", first["id"], {"planned_start": "2026-12-05T21:00:00+00:00",
-                                    "planned_end": "2026-12-05T22:30:00+00:00", "implementer": "ivan"},
+    api.act("morgan", first["id"], {"planned_start": "2037-12-05T21:00:00+00:00",
+                                    "planned_end": "2037-12-05T22:30:00+00:00", "implementer": "ivan"},
             name="Schedule change")
     client = app.test_client()
     sign_in(client, "morgan")
-    month = client.get("/calendar?date=2026-12-10").get_data(as_text=True)
-    assert "December 2026" in month and month.count('class="day') == 35  # Mon 30 Nov … Sun 3 Jan
+    month = client.get("/calendar?date=2037-12-10").get_data(as_text=True)
+    assert "December 2037" in month and month.count('class="day') == 35  # Mon 30 Nov … Sun 3 Jan
     assert first["number"] in month and "Year-end freeze" in month and 'class="entry blackout"' in month
     assert f'class="entry change conflict"><a href="/changes/{first["number"]}">⚠ {first["number"]}' in month
-    week = client.get("/calendar?view=week&date=2026-12-24").get_data(as_text=True)
+    week = client.get("/calendar?view=week&date=2037-12-24").get_data(as_text=True)
     assert week.count('class="day') == 7 and "Year-end freeze" in week and first["number"] not in week
-    assert first["number"] not in client.get("/calendar?date=2026-12-10&service=payroll").get_data(as_text=True)
+    assert first["number"] not in client.get("/calendar?date=2037-12-10&service=payroll").get_data(as_text=True)
     assert client.get("/calendar?view=year").status_code == 400
     link = client.post("/calendar/feed-link", data={"csrf_token": csrf(month)})
     shown = client.get(link.headers["Location"]).get_data(as_text=True)
     token = re.search(r"/calendar\.ics\?token=([\w-]+)", shown).group(1)
+    # The feed covers the next 180 days of the real clock: a change due soon is in it, one years ahead not.
+    soon = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=10)
+    near = api.submit(title="Patch CRM soon", planned_start=soon.isoformat(),
+                      planned_end=(soon + timedelta(hours=1)).isoformat())
     feed = app.test_client().get(f"/calendar.ics?token={token}")
-    assert feed.status_code == 200 and first["number"] in feed.get_data(as_text=True)
+    assert feed.status_code == 200 and near["number"] in feed.get_data(as_text=True)
+    assert first["number"] not in feed.get_data(as_text=True)

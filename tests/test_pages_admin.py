@@ -123,8 +123,8 @@ def test_people_who_are_not_admins_get_403_on_the_users_pages(app):
 
 def test_auditors_see_the_lists_but_no_forms_and_their_posts_are_refused(app, api):
     window = api.post("/api/windows", "morgan", json={
-        "kind": "blackout", "name": "Year-end freeze", "starts_at": "2026-12-24T00:00:00+00:00",
-        "ends_at": "2026-12-27T00:00:00+00:00", "services": []}).get_json()
+        "kind": "blackout", "name": "Year-end freeze", "starts_at": "2037-12-24T00:00:00+00:00",
+        "ends_at": "2037-12-27T00:00:00+00:00", "services": []}).get_json()
     api.post("/api/templates", "sam", json=TEMPLATE)
     auditor = signed_in(app, "audrey")
     pages = {path: auditor.get(path) for path in ("/admin/users", "/admin/users/ivan", "/admin/services",
@@ -203,14 +203,14 @@ def test_a_window_created_on_the_page_is_what_the_api_lists(app, api):
     page = manager.get("/admin/windows/new").get_data(as_text=True)
     assert '<label for="rrule">' in page and 'type="datetime-local"' in page
     form = {"csrf_token": csrf(page), "kind": "maintenance", "name": "Sunday maintenance",
-            "starts_at": "2026-12-06T01:00", "ends_at": "2026-12-06T05:00", "rrule": "FREQ=SOMETIMES",
+            "starts_at": "2037-12-06T01:00", "ends_at": "2037-12-06T05:00", "rrule": "FREQ=SOMETIMES",
             "timezone": "Europe/Berlin", "services": ["payroll"]}
     bad_rule = manager.post("/admin/windows/new", data=form)
     html = bad_rule.get_data(as_text=True)
     assert bad_rule.status_code == 422 and 'id="rrule-error"' in html
-    assert 'value="FREQ=SOMETIMES"' in html and 'value="2026-12-06T01:00"' in html
+    assert 'value="FREQ=SOMETIMES"' in html and 'value="2037-12-06T01:00"' in html
     backwards = manager.post("/admin/windows/new", data={**form, "rrule": "FREQ=WEEKLY;BYDAY=SU",
-                                                         "ends_at": "2026-12-05T05:00"})
+                                                         "ends_at": "2037-12-05T05:00"})
     assert backwards.status_code == 422 and 'id="ends_at-error"' in backwards.get_data(as_text=True)
     no_zone = manager.post("/admin/windows/new", data={**form, "rrule": "", "timezone": "Mars/Olympus"})
     assert no_zone.status_code == 422 and 'id="timezone-error"' in no_zone.get_data(as_text=True)
@@ -220,14 +220,14 @@ def test_a_window_created_on_the_page_is_what_the_api_lists(app, api):
     assert created.status_code == 302
     [window] = api.get("/api/windows", "audrey").get_json()
     assert (window["name"], window["rrule"], window["timezone"], window["services"], window["starts_at"]) == (
-        "Sunday maintenance", "FREQ=WEEKLY;BYDAY=SU", "Europe/Berlin", ["payroll"], "2026-12-06T01:00:00+00:00")
+        "Sunday maintenance", "FREQ=WEEKLY;BYDAY=SU", "Europe/Berlin", ["payroll"], "2037-12-06T01:00:00+00:00")
     listing = manager.get("/admin/windows").get_data(as_text=True)
     assert "FREQ=WEEKLY;BYDAY=SU" in listing and "Europe/Berlin" in listing and "payroll" in listing
     assert "Sunday maintenance" not in manager.get("/admin/windows?kind=blackout").get_data(as_text=True)
     assert manager.get("/admin/windows?kind=sometimes").status_code == 400
 
     page = manager.get(f"/admin/windows/{window['id']}").get_data(as_text=True)
-    assert 'value="2026-12-06T01:00"' in page and 'value="payroll" checked' in page
+    assert 'value="2037-12-06T01:00"' in page and 'value="payroll" checked' in page
     manager.post(f"/admin/windows/{window['id']}", data={**form, "csrf_token": csrf(page), "kind": "blackout",
                                                          "rrule": "", "services": []})
     changed = api.get(f"/api/windows/{window['id']}", "audrey").get_json()

@@ -11,7 +11,7 @@ from .test_templates import STANDARD, active_template
 
 PAYROLL = {"title": "Payroll tax tables 2027", "change_type": "normal", "category": "application_release",
            "services": ["payroll"], "impact": "1", "urgency": "2",
-           "planned_start": "2026-12-09T21:00", "planned_end": "2026-12-09T22:00"}
+           "planned_start": "2037-12-09T21:00", "planned_end": "2037-12-09T22:00"}
 
 
 def _text(html: str) -> str:
@@ -88,7 +88,7 @@ def test_the_preview_shows_the_risk_the_filed_change_gets_and_files_nothing(app,
     html = _text(checked.get_data(as_text=True))
     assert checked.status_code == 200
     assert 'class="risk risk-high">high<' in html and "A mission-critical service is affected." in html
-    assert 'value="Payroll tax tables 2027"' in html and 'value="2026-12-09T21:00"' in html  # the form stays
+    assert 'value="Payroll tax tables 2027"' in html and 'value="2037-12-09T21:00"' in html  # the form stays
     fragment = client.post("/changes/new/preview", data={"csrf_token": csrf(page), **PAYROLL})
     assert fragment.status_code == 200 and "<html" not in fragment.get_data(as_text=True)
     assert "risk-high" in fragment.get_data(as_text=True)
@@ -120,13 +120,13 @@ def test_the_preview_names_a_scheduled_change_and_a_blackout_in_the_window(app, 
     scheduled = api.submit(title="Release CRM 5.2")
     api.act("morgan", scheduled["id"], {"decision": "approve", "comment": "ok"}, name="Authorize change")
     api.attach_required(scheduled["id"])
-    api.act("morgan", scheduled["id"], {"planned_start": "2026-12-05T21:00:00+00:00",
-                                        "planned_end": "2026-12-05T22:30:00+00:00", "implementer": "ivan"},
+    api.act("morgan", scheduled["id"], {"planned_start": "2037-12-05T21:00:00+00:00",
+                                        "planned_end": "2037-12-05T22:30:00+00:00", "implementer": "ivan"},
             name="Schedule change")
     assert api.change(scheduled["id"])["state"] == "scheduled"
     assert api.post("/api/windows", "morgan", json={
-        "kind": "blackout", "name": "Year-end freeze", "starts_at": "2026-12-24T00:00:00+00:00",
-        "ends_at": "2026-12-27T00:00:00+00:00", "services": []}).status_code == 201
+        "kind": "blackout", "name": "Year-end freeze", "starts_at": "2037-12-24T00:00:00+00:00",
+        "ends_at": "2037-12-27T00:00:00+00:00", "services": []}).status_code == 201
     before = _changes_filed(api)
 
     client = app.test_client()
@@ -135,20 +135,20 @@ def test_the_preview_names_a_scheduled_change_and_a_blackout_in_the_window(app, 
     crm = {"csrf_token": csrf(page), "change_type": "normal", "category": "application_release",
            "services": ["crm-web"], "impact": "3", "urgency": "3", "rollback_plan": "Redeploy.",
            "rollback_tested": "on"}
-    overlap = client.post("/changes/new/preview", data={**crm, "planned_start": "2026-12-05T21:30",
-                                                        "planned_end": "2026-12-05T22:00"})
+    overlap = client.post("/changes/new/preview", data={**crm, "planned_start": "2037-12-05T21:30",
+                                                        "planned_end": "2037-12-05T22:00"})
     html = _text(overlap.get_data(as_text=True))
     assert overlap.status_code == 200 and scheduled["number"] in html and "also changes crm-web" in html
-    frozen = client.post("/changes/new", data={**crm, "check": "1", "planned_start": "2026-12-25T10:00",
-                                               "planned_end": "2026-12-25T11:00"})
+    frozen = client.post("/changes/new", data={**crm, "check": "1", "planned_start": "2037-12-25T10:00",
+                                               "planned_end": "2037-12-25T11:00"})
     html = _text(frozen.get_data(as_text=True))
     assert '<li class="blocking">[blocking] Blackout “Year-end freeze”' in html
-    free = client.post("/changes/new/preview", data={**crm, "planned_start": "2026-12-12T10:00",
-                                                     "planned_end": "2026-12-12T11:00"})
+    free = client.post("/changes/new/preview", data={**crm, "planned_start": "2037-12-12T10:00",
+                                                     "planned_end": "2037-12-12T11:00"})
     assert "None: no other change" in free.get_data(as_text=True)
     by_api = api.post("/api/changes/preview", "alice", json={
         "change_type": "normal", "category": "application_release", "services": ["crm-web"], "impact": 3,
-        "urgency": 3, "planned_start": "2026-12-25T10:00:00+00:00", "planned_end": "2026-12-25T11:00:00+00:00"})
+        "urgency": 3, "planned_start": "2037-12-25T10:00:00+00:00", "planned_end": "2037-12-25T11:00:00+00:00"})
     assert [c["kind"] for c in by_api.get_json()["conflicts"]] == ["blackout"]
     assert _changes_filed(api) == before
 

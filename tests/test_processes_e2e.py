@@ -12,8 +12,8 @@ from webui.extensions import db
 
 from .client import NORMAL_CHANGE
 
-WINDOW = {"planned_start": "2026-12-06T21:00:00+01:00", "planned_end": "2026-12-06T22:45:00+01:00"}
-DONE = {"actual_start": "2026-12-06T21:05:00+01:00", "actual_end": "2026-12-06T22:10:00+01:00",
+WINDOW = {"planned_start": "2037-12-06T21:00:00+01:00", "planned_end": "2037-12-06T22:45:00+01:00"}
+DONE = {"actual_start": "2037-12-06T21:05:00+01:00", "actual_end": "2037-12-06T22:10:00+01:00",
         "implementation_result": "completed"}
 REVIEWED = {"close_code": "successful", "close_notes": "Release is live, no incidents."}
 

@@ -7,9 +7,9 @@ from webui.extensions import db
 from .client import NORMAL_CHANGE
 from .test_pages import csrf, sign_in
 
-DECEMBER = {"from": "2026-12-01T00:00:00Z", "to": "2026-12-15T00:00:00Z"}
+DECEMBER = {"from": "2037-12-01T00:00:00Z", "to": "2037-12-15T00:00:00Z"}
 PAYROLL_CHANGE = {**NORMAL_CHANGE, "title": "Patch payroll database", "services": ["payroll"],
-                  "planned_start": "2026-12-08T20:00:00Z", "planned_end": "2026-12-08T23:00:00Z"}
+                  "planned_start": "2037-12-08T20:00:00Z", "planned_end": "2037-12-08T23:00:00Z"}
 
 
 def requester(api, username: str) -> str:
@@ -39,7 +39,7 @@ def visible_to_alice(api, client, crm: dict, payroll: dict) -> dict:
     calendar = {e["id"] for e in api.get("/api/calendar", "alice", query_string=DECEMBER).get_json()["entries"]
                 if e["type"] == "change"}
     list_page = client.get("/changes").get_data(as_text=True)
-    month = client.get("/calendar?date=2026-12-05").get_data(as_text=True)
+    month = client.get("/calendar?date=2037-12-05").get_data(as_text=True)
     seen = {}
     for change in (crm, payroll):
         seen[change["services"][0]] = {

@@ -49,7 +49,7 @@ def test_invalid_form_data_is_refused_field_by_field_and_nothing_is_stored(api):
     api.act("morgan", cid, {**WINDOW, "implementer": "ivan"})
     api.wait_for_window(cid)
     assert_all_refused(api, "ivan", cid, [
-        ({**DONE, "actual_start": "2026-12-06T21:05:00"}, ["actual_start"]),
+        ({**DONE, "actual_start": "2037-12-06T21:05:00"}, ["actual_start"]),
         ({**DONE, "actual_end": "yesterday"}, ["actual_end"]),
         ({**DONE, "implementation_result": "done"}, ["implementation_result"]),
         ({**DONE, "implementation_result": "failed"}, ["implementation_notes"]),
@@ -102,8 +102,8 @@ def test_invalid_change_requests_are_refused_naming_the_field(api):
     missing = object()
     cases = [
         ({"services": ["crm-web", "no-such-service"]}, "services"),
-        ({"planned_end": "2026-12-05T21:00:00+01:00"}, "planned_end"),
-        ({"planned_start": "2026-12-05T22:00:00"}, "planned_start"),
+        ({"planned_end": "2037-12-05T21:00:00+01:00"}, "planned_end"),
+        ({"planned_start": "2037-12-05T22:00:00"}, "planned_start"),
         ({"impact": 4}, "impact"),
         ({"colour": "blue"}, "colour"),
         ({"title": missing}, "title"),

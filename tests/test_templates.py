@@ -28,7 +28,7 @@ STANDARD = {
     "impact": 3,
     "urgency": 3,
 }
-DONE = {"actual_start": "2026-12-06T21:05:00+01:00", "actual_end": "2026-12-06T22:10:00+01:00"}
+DONE = {"actual_start": "2037-12-06T21:05:00+01:00", "actual_end": "2037-12-06T22:10:00+01:00"}
 
 
 def propose(api, user="sam", expect=201, **overrides) -> dict:

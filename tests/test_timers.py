@@ -98,16 +98,16 @@ def test_a_change_waits_in_scheduled_until_its_window_starts(api):
     cid = api.submit()["id"]
     api.act("morgan", cid, APPROVE, name="Authorize change")
     api.attach_required(cid)
-    api.act("morgan", cid, {"planned_start": "2026-12-05T21:00:00+00:00",
-                            "planned_end": "2026-12-05T22:30:00+00:00", "implementer": "ivan"}, name="Schedule change")
+    api.act("morgan", cid, {"planned_start": "2037-12-05T21:00:00+00:00",
+                            "planned_end": "2037-12-05T22:30:00+00:00", "implementer": "ivan"}, name="Schedule change")
     assert api.change(cid)["state"] == "scheduled"
     assert [t for t in api.inbox("ivan") if t["change_id"] == cid] == []
     [wait] = api.trace(cid)["waiting_for"]
     assert (wait["kind"], wait["element_id"], wait["due_at"]) == ("timer", "Event_WaitForPlannedStart",
-                                                                  "2026-12-05T21:00:00+00:00")
-    api.run_due(datetime(2026, 12, 5, 20, 59, tzinfo=timezone.utc))
+                                                                  "2037-12-05T21:00:00+00:00")
+    api.run_due(datetime(2037, 12, 5, 20, 59, tzinfo=timezone.utc))
     assert api.change(cid)["state"] == "scheduled"
-    api.run_due(datetime(2026, 12, 5, 21, 0, 1, tzinfo=timezone.utc))
+    api.run_due(datetime(2037, 12, 5, 21, 0, 1, tzinfo=timezone.utc))
     assert api.change(cid)["state"] == "implement"
     events = [e for e in api.trace(cid)["events"] if e["kind"] in ("timer_fired", "state_changed")]
     assert [e.get("element_id") for e in events][-2:] == ["Event_WaitForPlannedStart", "Task_SetState_Implement"]

@@ -10,8 +10,8 @@ from playwright.sync_api import expect
 
 def test_risk_and_conflicts_update_while_the_window_is_chosen(browser_for, api):
     assert api.post("/api/windows", "morgan", json={
-        "kind": "blackout", "name": "Year-end freeze", "starts_at": "2026-12-24T00:00:00+00:00",
-        "ends_at": "2026-12-27T00:00:00+00:00", "services": []}).status_code == 201
+        "kind": "blackout", "name": "Year-end freeze", "starts_at": "2037-12-24T00:00:00+00:00",
+        "ends_at": "2037-12-27T00:00:00+00:00", "services": []}).status_code == 201
     filed_before = api.get("/api/changes", "audrey").get_json()["total"]
     alice = browser_for("alice")
     page = alice.page
@@ -23,12 +23,12 @@ def test_risk_and_conflicts_update_while_the_window_is_chosen(browser_for, api):
     page.get_by_label("Impact").select_option("1")
     page.get_by_label("Urgency").select_option("1")
     expect(panel.locator(".risk")).to_have_text(re.compile(r"moderate|high"))  # no button pressed
-    page.get_by_label("Planned start").fill("2026-12-25T10:00")
-    page.get_by_label("Planned end").fill("2026-12-25T11:00")
+    page.get_by_label("Planned start").fill("2037-12-25T10:00")
+    page.get_by_label("Planned end").fill("2037-12-25T11:00")
     expect(panel.locator(".preview-conflicts")).to_contain_text("Year-end freeze")
     alice.screenshot("intake-preview-conflict")
-    page.get_by_label("Planned start").fill("2026-12-29T10:00")
-    page.get_by_label("Planned end").fill("2026-12-29T11:00")
+    page.get_by_label("Planned start").fill("2037-12-29T10:00")
+    page.get_by_label("Planned end").fill("2037-12-29T11:00")
     expect(panel.locator(".preview-conflicts")).to_have_count(0)
     expect(panel.locator(".preview-evidence")).to_contain_text("Before implementation: rollback plan")
     assert api.get("/api/changes", "audrey").get_json()["total"] == filed_before  # nothing was filed
