@@ -76,6 +76,19 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _wait_healthy(server: subprocess.Popen, base: str, what: str, *, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None, server.stdout.read()
+        assert time.monotonic() < deadline, f"{what} did not start"
+        time.sleep(0.2)
+
+
 def test_demo_serves_the_api_with_documented_tokens(tmp_path):
     port = _free_port()
     env = {**os.environ, "CHANGEFLOW_INSTANCE_DIR": str(tmp_path)}
@@ -85,16 +98,7 @@ def test_demo_serves_the_api_with_documented_tokens(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.stdout.read()
-            assert time.monotonic() < deadline, "demo did not start"
-            time.sleep(0.2)
+        _wait_healthy(server, base, "demo", seconds=60)
         headers = {"Authorization": "Bearer demo-alice"}
         created = httpx.post(f"{base}/api/changes", headers=headers, json={
             "title": "Rotate firewall certificates", "change_type": "normal", "category": "infrastructure",
@@ -175,16 +179,7 @@ def test_serve_runs_two_workers_per_core_under_gunicorn(app, database_url, tmp_p
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.stdout.read()
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.2)
+        _wait_healthy(server, base, "serve", seconds=90)
         workers = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
         assert len(workers) == 2 * os.cpu_count()
         created = httpx.post(f"{base}/api/changes", headers={"Authorization": f"Bearer {token}"}, json={
