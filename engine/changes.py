@@ -7,7 +7,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from . import audit, templates
-from .approvals import approver_facts
 from .definitions import latest_version
 from .errors import NotFound, ValidationFailed, WorkflowFailure
 from .models import Change, Service, TemplateVersion, User, change_services
@@ -43,7 +42,7 @@ def create_change(session: Session, actor: User, fields: dict) -> Change:
                           if template_version is not None else {})})
     try:
         start_process(session, change, version, actor, {**process_data(change), **risk_inputs(session, change),
-                                                        **approver_facts(session, change), **assessed})
+                                                        **assessed})
     except WorkflowFailure as failure:
         failure.change_id = None  # the change itself is rolled back with the failed start
         raise

@@ -26,3 +26,12 @@ class Command:
     timers_at_load: set[str] | None = None
     # the command started the instance: it has no task rows yet to reconcile
     fresh_instance: bool = False
+    _approval_facts: dict | None = None
+
+    def approval_facts(self) -> dict:
+        """service_owners and cab_members, read the first time a step of this command names them."""
+        if self._approval_facts is None:
+            from .approvals import approver_facts
+
+            self._approval_facts = approver_facts(self.session, self.change)
+        return self._approval_facts

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import Session
 
 from .db import insert_new_rows, utcnow
-from .memo import webhook_endpoints
+from .memo import remembered, webhook_endpoints
 from .jobs import queue
-from .models import Change, Notification, User, WebhookEndpoint
+from .models import Change, Notification, Service, User, WebhookEndpoint, change_services
 from .notification_templates import MANDATORY, TEMPLATES
 
 CHANNELS = ("email", "webhook")
@@ -25,8 +26,8 @@ def window_text(change: Change) -> str:
     return f"{change.planned_start:%a %d %b %Y %H:%M} – {change.planned_end:%a %d %b %Y %H:%M} UTC"
 
 
-def _summary(change: Change) -> str:
-    services = ", ".join(s.key for s in change.services) or "no services"
+def _summary(change: Change, service_keys: list[str]) -> str:
+    services = ", ".join(service_keys) or "no services"
     return (f"{change.number} {change.title}\n"
             f"Type: {change.change_type} · Category: {change.category} · Risk: {change.risk or 'not assessed'}"
             f" · State: {change.state}\n"
@@ -43,10 +44,10 @@ def channels_for(user: User, kind: str) -> list[str]:
     return [c for c in configured if c not in opted_out and f"{c}:{kind}" not in opted_out]
 
 
-def _change_facts(change: Change) -> dict:
+def _change_facts(change: Change, service_keys: list[str]) -> dict:
     return {"id": change.id, "number": change.number, "title": change.title, "state": change.state,
             "type": change.change_type, "category": change.category, "risk": change.risk,
-            "priority": change.priority, "services": [s.key for s in change.services],
+            "priority": change.priority, "services": list(service_keys),
             "planned_start": change.planned_start.isoformat() if change.planned_start else None,
             "planned_end": change.planned_end.isoformat() if change.planned_end else None}
 
@@ -60,9 +61,10 @@ def notify(session: Session, kind: str, change: Change, recipients: list[User], 
               "comment": "", "close_code": change.close_code or change.state, "conflicts": "", "waiting": "",
               "task": "", "due_phrase": "", "action": "", "due_date": "", "owner": "", **context}
     subject = template.subject.format(**values)[:300]
-    body = template.body.format(**values) + "\n\n" + _summary(change)  # delivery adds the links
+    keys = service_keys(session, change)
+    body = template.body.format(**values) + "\n\n" + _summary(change, keys)  # delivery adds the links
     due = send_after or utcnow()
-    payload = {"event": kind, "change": _change_facts(change), "subject": subject, "text": body,
+    payload = {"event": kind, "change": _change_facts(change, keys), "subject": subject, "text": body,
                **{k: v for k, v in context.items() if isinstance(v, (str, int, float, bool)) or v is None}}
     rows, seen = [], set()
     for person in recipients:
@@ -79,6 +81,19 @@ def notify(session: Session, kind: str, change: Change, recipients: list[User], 
                          change_id=change.id, subject=subject, body=body, payload={**payload, "recipient": None},
                          send_after=due, dedupe_key=f"{kind}:{change.id}:webhook:e{endpoint.id}:{dedupe}"[:200]))
     return _write(session, rows)
+
+
+def service_keys(session: Session, change: Change) -> list[str]:
+    """The keys of the change's services, by key: from the relationship if this session loaded it (it
+    may have been edited), else one column read — not every column of every service, per notification."""
+    if "services" not in inspect(change).unloaded:
+        return [s.key for s in change.services]
+    return remembered(session, f"service_keys:{change.id}",
+                      lambda s: list(s.scalars(_SERVICE_KEYS, {"change_id": change.id})))
+
+
+_SERVICE_KEYS = (select(Service.key).join(change_services, change_services.c.service_id == Service.id)
+                 .where(change_services.c.change_id == bindparam("change_id")).order_by(Service.key))
 
 
 def _subscribed(session: Session, kind: str) -> list[WebhookEndpoint]:

@@ -23,7 +23,7 @@ from .db import utcnow
 from .errors import Conflict, Forbidden, NotFound, ValidationFailed, WorkflowFailure
 from .forms import validate_form
 from .models import Approval, Assessment, Change, ProcessInstance, ProcessVersion, Task, TaskDraft, User
-from .approvals import RULE, approver_facts, sod_refusal, tally
+from .approvals import RULE, sod_refusal, tally
 from .permissions import can, require_task_actor
 from .projection import apply_form_to_change, parse_duration
 from .roles import role_from_lane
@@ -146,8 +146,9 @@ def complete_task(session: Session, task_id: str, user: User, data: dict, *,
     audit.record(session, "task_completed", actor=recorded_by or user, change_id=change.id,
                  element_id=task.element_id, task_id=task.id,
                  data={"name": task.name, "submitted": data, "on_behalf_of": user.username if recorded_by else None})
-    # Risk facts are looked up when a decision reads them (engine.bpmn.parser), not on every step.
-    facts = approver_facts(session, change)
+    # Risk facts are looked up when a decision reads them (engine.bpmn.parser), the approvers when a
+    # step names them (engine.scripting.APPROVAL_FACTS): not on every step.
+    facts = {}
     if task.approval_step:
         _record_approval(session, task, user, data, override=override, cab_meeting_id=cab_meeting_id,
                          recorded_by=recorded_by, evidence_reviewed=evidence_reviewed or [])

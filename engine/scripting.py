@@ -204,6 +204,11 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
         return True
 
 
+# Variables Changeflow supplies rather than the process: read the moment a step names them (a script,
+# a condition, a multi-instance's input; engine.bpmn.specs), so a step that names none pays nothing.
+APPROVAL_FACTS = frozenset({"service_owners", "cab_members"})
+
+
 class ChangeflowScriptEngine(PythonScriptEngine):
     """Restricted scripts plus service tasks dispatched to registered operators.
 
@@ -234,11 +239,31 @@ class ChangeflowScriptEngine(PythonScriptEngine):
 
         task.set_data(**risk_inputs(self.command.session, self.command.change))
 
+    def supply_approval_facts(self, task) -> None:
+        """Put who owns the services and who sits on the CAB, as they are now, into the task's data."""
+        if self.command is not None:  # a read-only load (traces) runs nothing
+            task.set_data(**self.command.approval_facts())
+
+    def _supply_what_is_named(self, task, compile_code, source) -> None:
+        if self.command is None:
+            return
+        try:
+            names = _names_in(compile_code(source))
+        except (SyntaxError, RecursionError, MemoryError):
+            return  # running it reports the problem
+        if names & APPROVAL_FACTS:
+            self.supply_approval_facts(task)
+
     def validate(self, expression):
         # SpiffWorkflow's DMN engine calls this for every cell it evaluates.
         _parses(expression)
 
+    def execute(self, task, script, external_context=None):
+        self._supply_what_is_named(task, compile_script, script)
+        return super().execute(task, script, external_context)
+
     def evaluate(self, task, expression, external_context=None):
+        self._supply_what_is_named(task, compile_expression, expression)
         try:
             return super().evaluate(task, expression, external_context)
         except WorkflowTaskException as exc:

@@ -9,6 +9,8 @@ from engine import accounts
 from engine.models import Approval, AuditEvent, TaskDraft
 from webui.extensions import db
 
+from .client import NORMAL_CHANGE
+
 LOW = {"services": ["crm-web"], "impact": 3, "urgency": 3}           # criticality 3, tested rollback
 MODERATE = {"services": ["crm-web"], "impact": 2, "urgency": 3}      # medium impact
 HIGH = {"services": ["payroll"], "impact": 1, "urgency": 2}          # mission-critical service
@@ -204,3 +206,48 @@ def test_role_holders_are_found_by_role_exactly_without_loading_everyone(api):
         assert facts["cab_members"] == expected
         loaded = {obj.username for obj in session.identity_map.values() if isinstance(obj, User)}
         assert not any(name.startswith("staff") for name in loaded)
+
+
+def test_a_multi_instance_reading_the_owners_directly_gets_them_as_they_are_when_it_starts(api):
+    """A process owner's diagram may iterate `service_owners` with no script naming it first: the
+    multi-instance still gets the current owners (Changeflow supplies them when a step names them)."""
+    bpmn = (Path(__file__).parent.parent / "processes" / "normal_change.bpmn").read_text()
+    opening = "<bpmn:script>service_owners = list(service_owners or [])\nowner_votes = []</bpmn:script>"
+    assert opening in bpmn
+    deployed = api.post("/api/process-definitions", "paula", json={
+        "files": {"normal_change.bpmn": bpmn.replace(opening, "<bpmn:script>owner_votes = []</bpmn:script>")}})
+    assert deployed.status_code == 201, deployed.get_json()
+    add_user(api, "olga", "service_owner")
+    with api.app.app_context():
+        from engine.models import Service, User
+
+        intranet = db.session.scalar(select(Service).where(Service.key == "intranet"))
+        intranet.owner = db.session.scalar(select(User).where(User.username == "olga"))
+        db.session.commit()
+    change = api.submit(**{**MODERATE, "services": ["crm-web", "intranet"]})
+    approve(api, "morgan", change["id"], "Authorize change")
+    assert names(api, "sam", change["id"]) == names(api, "olga", change["id"]) == ["Service owner approval"]
+
+
+def test_a_completion_that_reaches_no_approval_does_not_look_up_the_approvers(api):
+    """Who owns the services and who sits on the CAB is read when a step names them, not on every step."""
+    from sqlalchemy import event
+
+    change = api.submit(**LOW)
+    approve(api, "morgan", change["id"], "Authorize change")
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    with api.app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        api.act("morgan", change["id"], {"planned_start": NORMAL_CHANGE["planned_start"],
+                                         "planned_end": NORMAL_CHANGE["planned_end"], "implementer": "ivan"},
+                name="Schedule change")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements and api.change(change["id"])["state"] == "scheduled"
+    assert not [s for s in statements if "change_services" in s and "users" in s], statements

@@ -285,3 +285,22 @@ def test_mail_with_accents_long_lines_and_a_title_with_a_line_break_reads_back_a
     assert message.get_content().replace("\r\n", "\n") == text  # lines end in CRLF on the wire
     ascii_only = email.message_from_bytes(plain_text_message({"Subject": "Plain"}, "Hello,\n\nok\n"))
     assert ascii_only["Content-Transfer-Encoding"] == "7bit" and ascii_only.get_payload() == "Hello,\r\n\r\nok\r\n"
+
+
+def test_a_notification_names_the_change_services_as_they_are_in_the_same_transaction(api):
+    """The services in a message's summary and payload are read as columns when the command did not
+    load them, and taken from the change when it did — including an edit not yet committed."""
+    from engine.models import Change, Service, User
+
+    change = api.submit(**{**WINDOW, "services": ["payroll", "crm-web"]})
+    with api.app.app_context():
+        alice = db.session.scalar(select(User).where(User.username == "alice"))
+        row = db.session.get(Change, change["id"])
+        first = outbox.notify(db.session, "request_approved", row, [alice], dedupe="keys-1")[0]
+        assert "Services: crm-web, payroll\n" in first.body
+        assert first.payload["change"]["services"] == ["crm-web", "payroll"]
+
+        row.services = [db.session.scalar(select(Service).where(Service.key == "intranet"))]
+        second = outbox.notify(db.session, "request_approved", row, [alice], dedupe="keys-2")[0]
+        assert "Services: intranet\n" in second.body and second.payload["change"]["services"] == ["intranet"]
+        db.session.rollback()

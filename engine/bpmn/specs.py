@@ -12,7 +12,9 @@ from collections import OrderedDict
 from typing import Callable
 
 
-from ..scripting import AST_LOCK
+from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
+
+from ..scripting import APPROVAL_FACTS, AST_LOCK
 from .bundle import Bundle
 from .parser import ChangeflowBpmnParser
 from .safe_xml import parse_xml
@@ -30,7 +32,33 @@ def _build_specs(bundle: Bundle, process_key: str):
     parser.add_bpmn_xml(parse_xml(bundle.bpmn_xml).getroottree(), filename=bundle.filename)
     spec = parser.get_spec(process_key)
     subprocess_specs = parser.get_subprocess_specs(process_key)
+    for process in (spec, *subprocess_specs.values()):
+        _supply_facts_to_multi_instances(process)
     return spec, subprocess_specs
+
+
+class _SuppliedFact(TaskDataReference):
+    """A multi-instance input naming an approval fact: read as it is when the instances start."""
+
+    def get(self, my_task):
+        my_task.workflow.script_engine.supply_approval_facts(my_task)
+        return super().get(my_task)
+
+    def exists(self, my_task):
+        my_task.workflow.script_engine.supply_approval_facts(my_task)
+        return super().exists(my_task)
+
+
+def _supply_facts_to_multi_instances(process) -> None:
+    # Scripts and conditions get the facts from the script engine; a multi-instance reads its input
+    # from the task data directly, so its reference is swapped for one that asks first.
+    for task_spec in process.task_specs.values():
+        data_input = getattr(task_spec, "data_input", None)
+        if isinstance(data_input, TaskDataReference) and data_input.bpmn_id in APPROVAL_FACTS:
+            supplied = _SuppliedFact(data_input.bpmn_id, data_input.bpmn_name)
+            if task_spec.data_output is data_input:  # SpiffWorkflow tells "update in place" by identity
+                task_spec.data_output = supplied
+            task_spec.data_input = supplied
 
 
 def _specs_of(version) -> tuple:
