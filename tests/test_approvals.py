@@ -23,6 +23,17 @@ def add_user(api, username, *roles):
         db.session.commit()
 
 
+def olga_owns_the_intranet(api):
+    """A second service owner: olga owns intranet (sam owns crm-web)."""
+    add_user(api, "olga", "service_owner")
+    with api.app.app_context():
+        from engine.models import Service, User
+
+        intranet = db.session.scalar(select(Service).where(Service.key == "intranet"))
+        intranet.owner = db.session.scalar(select(User).where(User.username == "olga"))
+        db.session.commit()
+
+
 def add_cab(api, *names):
     for name in names:
         add_user(api, name, "cab_member")
@@ -52,13 +63,7 @@ def test_low_risk_needs_only_the_change_manager(api):
 
 
 def test_moderate_risk_needs_every_service_owner(api):
-    add_user(api, "olga", "service_owner")
-    with api.app.app_context():
-        from engine.models import Service, User
-
-        intranet = db.session.scalar(select(Service).where(Service.key == "intranet"))
-        intranet.owner = db.session.scalar(select(User).where(User.username == "olga"))
-        db.session.commit()
+    olga_owns_the_intranet(api)
     change = api.submit(**{**MODERATE, "services": ["crm-web", "intranet"]})
     assert change["risk"] == "moderate"
     approve(api, "morgan", change["id"], "Authorize change")
@@ -217,13 +222,7 @@ def test_a_multi_instance_reading_the_owners_directly_gets_them_as_they_are_when
     deployed = api.post("/api/process-definitions", "paula", json={
         "files": {"normal_change.bpmn": bpmn.replace(opening, "<bpmn:script>owner_votes = []</bpmn:script>")}})
     assert deployed.status_code == 201, deployed.get_json()
-    add_user(api, "olga", "service_owner")
-    with api.app.app_context():
-        from engine.models import Service, User
-
-        intranet = db.session.scalar(select(Service).where(Service.key == "intranet"))
-        intranet.owner = db.session.scalar(select(User).where(User.username == "olga"))
-        db.session.commit()
+    olga_owns_the_intranet(api)
     change = api.submit(**{**MODERATE, "services": ["crm-web", "intranet"]})
     approve(api, "morgan", change["id"], "Authorize change")
     assert names(api, "sam", change["id"]) == names(api, "olga", change["id"]) == ["Service owner approval"]
