@@ -44,8 +44,7 @@ class WarmHeap:
                 # Under the lock: work that starts meanwhile waits for the freeze (a few ms, three
                 # times in a process's life) rather than have its objects frozen half-built.
                 if self._in_flight == 0 and self._schedule and self._done >= self._schedule[0]:
-                    while self._schedule and self._done >= self._schedule[0]:
-                        self._schedule.pop(0)
+                    self._schedule = [due for due in self._schedule if due > self._done]
                     freeze()
                     self.freezes += 1
 
@@ -54,4 +53,3 @@ def freeze() -> None:
     """Collect, then move everything that survived out of the collector's view."""
     gc.collect()
     gc.freeze()
-

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .db import utcnow
-from .memo import role_holders as _role_holders
+from .memo import role_holders
 from .models import Approval, Change, FollowUpAction, Notification, Task, User
 from .notification_templates import TEMPLATES
 from .outbox import notify as write
@@ -28,10 +28,6 @@ def service_owners(session: Session, change: Change) -> list[User]:
     ids = {s.owner_id for s in change.services if s.owner_id}
     ids |= {row["owner_id"] for row in impacted_services(session, [s.id for s in change.services]) if row.get("owner_id")}
     return list(session.scalars(select(User).where(User.id.in_(ids), User.active.is_(True)).order_by(User.username)))
-
-
-def role_holders(session: Session, role: str) -> list[User]:
-    return _role_holders(session, role)
 
 
 def audience(session: Session, change: Change, name: str) -> list[User]:

@@ -148,12 +148,11 @@ def complete_task(session: Session, task_id: str, user: User, data: dict, *,
                  data={"name": task.name, "submitted": data, "on_behalf_of": user.username if recorded_by else None})
     # Risk facts are looked up when a decision reads them (engine.bpmn.parser), the approvers when a
     # step names them (engine.scripting.APPROVAL_FACTS): not on every step.
-    facts = {}
+    spiff_task.set_data(**data)
     if task.approval_step:
         _record_approval(session, task, user, data, override=override, cab_meeting_id=cab_meeting_id,
                          recorded_by=recorded_by, evidence_reviewed=evidence_reviewed or [])
-        facts["approval_tally"] = tally(session, change, task.approval_step)
-    spiff_task.set_data(**{**data, **facts})
+        spiff_task.set_data(approval_tally=tally(session, change, task.approval_step))
     advance(command, workflow, version, first=spiff_task)
     save_and_sync(command, instance, workflow, version)
     return task

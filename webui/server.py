@@ -5,7 +5,7 @@ import os
 
 from gunicorn.app.base import BaseApplication
 
-from engine.heap import WarmHeap
+from engine.heap import WarmHeap, freeze
 
 GIL_SWITCH_SECONDS = 0.0005
 
@@ -38,11 +38,9 @@ class _Gunicorn(BaseApplication):
         # What the app loaded (modules, specs, schemas) lives as long as the worker: moved out of
         # the collector's view, a full collection no longer walks it, which was most of the
         # 55-75 ms latency spikes in the queries-at-scale benchmark.
-        import gc
         import sys
 
-        gc.collect()
-        gc.freeze()
+        freeze()
         app.wsgi_app = FreezingMiddleware(app.wsgi_app)  # and again once the caches have filled
         # A request thread back from a database round trip waits for the GIL until the thread holding
         # it is made to let go: 5 ms by default, once per statement, while another request computes.
