@@ -13,6 +13,7 @@ from typing import Callable
 
 
 from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 
 from ..scripting import APPROVAL_FACTS, AST_LOCK
 from .bundle import Bundle
@@ -34,7 +35,22 @@ def _build_specs(bundle: Bundle, process_key: str):
     subprocess_specs = parser.get_subprocess_specs(process_key)
     for process in (spec, *subprocess_specs.values()):
         _supply_facts_to_multi_instances(process)
+        _connect_loop_instances(process)
     return spec, subprocess_specs
+
+
+def _connect_loop_instances(process) -> None:
+    """Wire each multi-instance (and loop) to hear its instances complete, before the spec is shared.
+
+    SpiffWorkflow connects this only when a process creates the first instance, or when it restores
+    a serialized spec; our specs come from the BPMN, so a process that had not opened a round
+    itself completed the round's last approval and the multi-instance never finished (the change
+    stayed in review). Connecting lazily would also race between two threads of one process."""
+    for task_spec in process.task_specs.values():
+        if isinstance(task_spec, LoopTask):
+            instance_spec = process.task_specs[task_spec.task_spec]
+            if not instance_spec.completed_event.is_connected(task_spec.merge_child):
+                instance_spec.completed_event.connect(task_spec.merge_child)
 
 
 class _SuppliedFact(TaskDataReference):
