@@ -50,10 +50,13 @@ class Walker:
     """One thread's httpx client, walking changes through their tasks and timing every call."""
 
     def __init__(self, base_url: str, tokens: dict[str, str], transport: httpx.BaseTransport | None = None,
-                 think_seconds: float = 0.0, seed: int = 0):
+                 think_seconds: float = 0.0, seed: int = 0, close_connections: bool = False):
         # transport=httpx.WSGITransport(app) walks the same path in-process (profile_lifecycle.py).
         self.client = httpx.Client(base_url=base_url, timeout=60.0, transport=transport)
-        self.headers = {user: {"Authorization": f"Bearer {token}"} for user, token in tokens.items()}
+        # close_connections: every request on a new connection, so one change's steps land on
+        # whichever web worker is free, not all on the one its client reached first.
+        extra = {"Connection": "close"} if close_connections else {}
+        self.headers = {user: {"Authorization": f"Bearer {token}", **extra} for user, token in tokens.items()}
         self.result = LoadResult()
         self.think_seconds = think_seconds
         self._random = random.Random(seed)
@@ -135,10 +138,11 @@ def _worker(walker: Walker, counter, total: int, stop: threading.Event) -> None:
 
 
 def run_load(base_url: str, tokens: dict[str, str], *, changes: int, clients: int,
-             think_seconds: float = 0.0) -> LoadResult:
+             think_seconds: float = 0.0, close_connections: bool = False) -> LoadResult:
     counter = _LockedCounter()
     stop = threading.Event()
-    walkers = [Walker(base_url, tokens, think_seconds=think_seconds, seed=i) for i in range(clients)]
+    walkers = [Walker(base_url, tokens, think_seconds=think_seconds, seed=i, close_connections=close_connections)
+               for i in range(clients)]
     threads = [threading.Thread(target=_worker, args=(w, counter, changes, stop), daemon=True) for w in walkers]
     started = time.perf_counter()
     try:

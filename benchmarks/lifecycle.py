@@ -48,6 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="start the job workers with `--nice N` (background work yields the CPU to requests)")
     parser.add_argument("--think-ms", type=float, default=0.0,
                         help="mean pause of a client before each request (0.5-1.5x); 0 = back to back")
+    parser.add_argument("--close-connections", action="store_true",
+                        help="a new connection per request: one change's steps spread over the web workers "
+                             "(every change must still close — a check that no step needs the worker before it)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.no_redis:
@@ -86,11 +89,12 @@ def measure_api(args) -> ApiRun:
         for worker in job_workers:
             worker.wait_ready()
         if args.warmup:
-            warm = run_load(server.base_url, tokens, changes=args.warmup, clients=min(args.clients, args.warmup))
+            warm = run_load(server.base_url, tokens, changes=args.warmup, clients=min(args.clients, args.warmup),
+                            close_connections=args.close_connections)
             _fail_on_errors(warm)
         before = CpuSnapshot.take(server.worker_pids(), [w.pid for w in job_workers])
         result = run_load(server.base_url, tokens, changes=args.changes, clients=args.clients,
-                          think_seconds=args.think_ms / 1000)
+                          think_seconds=args.think_ms / 1000, close_connections=args.close_connections)
         cpu = cpu_breakdown(before, CpuSnapshot.take(server.worker_pids(), [w.pid for w in job_workers]))
         rss = {pid: peak_rss_kib(pid) for pid in server.worker_pids()}
         rss.update({f"job {w.pid}": peak_rss_kib(w.pid) for w in job_workers})
@@ -130,7 +134,7 @@ def summary(args, run: ApiRun, raws: tuple[RawResult, RawResult], loadavg: str) 
     return {
         "changes": args.changes, "clients": args.clients, "workers": args.workers, "threads": args.threads,
         "redis": bool(args.redis_url), "job_workers": args.job_workers, "think_ms": args.think_ms,
-        "job_worker_nice": args.job_worker_nice,
+        "job_worker_nice": args.job_worker_nice, "close_connections": args.close_connections,
         "loadavg_before": loadavg, "polls": api.polls, "conflicts_retried": api.conflicts,
         "api": {"seconds": api.seconds, "changes_per_s": api.changes / api.seconds,
                 "task_completions_per_s": api_rate, "latency": latency_rows(api),
@@ -150,6 +154,7 @@ def print_report(s: dict) -> None:
     niced = f" at nice {s['job_worker_nice']}" if s.get("job_worker_nice") else ""
     jobs = (f"Redis + {s['job_workers']} job worker(s){niced}" if s["redis"] else "no Redis (jobs run in the web workers)")
     think = f", think time {s['think_ms']:.0f} ms" if s["think_ms"] else ", no think time"
+    think += ", a new connection per request" if s.get("close_connections") else ""
     print(f"\nChangeflow lifecycle: {s['changes']} normal changes, {s['clients']} clients{think}, "
           f"gunicorn {s['workers']} workers x {s['threads']} threads, {jobs}, PostgreSQL")
     print(f"  load average before  {s['loadavg_before']}  (a busy machine skews every number)")
