@@ -219,3 +219,21 @@ def test_an_approver_who_decided_in_this_round_is_not_offered_the_step_again_unt
         db.session.commit()
     again = api.get("/api/tasks", "morgan", query_string={"change": cid})
     assert [t["id"] for t in again.get_json()] == [authorize["id"]] and again.headers["X-Total-Count"] == "1"
+
+
+def test_inbox_filters_narrow_the_list_and_its_total_one_combination_at_a_time(api):
+    """Each combination of filters has a statement of its own (built once): none may answer for another."""
+    first, second = (api.submit(title=f"Rotate certificate {name}")["id"] for name in ("A", "B"))
+
+    def inbox(**query):
+        answer = api.get("/api/tasks", "morgan", query_string=query)
+        assert answer.status_code == 200
+        return [t["change_id"] for t in answer.get_json()], int(answer.headers["X-Total-Count"])
+
+    assert inbox(change=first) == ([first], 1)
+    assert inbox(change=second) == ([second], 1)
+    assert inbox(change=first, role="change_manager") == ([first], 1)
+    assert inbox(change=first, role="implementer") == ([], 0)
+    listed, total = inbox(role="change_manager")
+    assert {first, second} <= set(listed) and total == len(listed)
+    assert inbox(change=second, page=2, per_page=1) == ([], 1)  # past the last page: the filtered count
