@@ -250,3 +250,21 @@ def test_a_completion_that_reaches_no_approval_does_not_look_up_the_approvers(ap
         event.remove(engine, "before_cursor_execute", seen)
     assert statements and api.change(change["id"])["state"] == "scheduled"
     assert not [s for s in statements if "change_services" in s and "users" in s], statements
+
+
+def test_approval_rounds_close_when_every_decision_is_recorded_by_a_process_that_did_not_open_them(api):
+    """Web and job workers each build their own specs, and any of them may record a decision: the
+    service owners' round and the CAB's quorum must close wherever the deciding vote lands."""
+    from engine.bpmn.specs import SPECS
+
+    add_cab(api, "cora", "cyril")
+    change = api.submit(**HIGH)
+    for user, step in (("morgan", "Authorize change"), ("sam", "Service owner approval"),
+                       ("casey", "CAB approval"), ("cora", "CAB approval")):
+        SPECS.clear()  # as in a process that has not created this round's instances itself
+        approve(api, user, change["id"], step)
+    assert api.change(change["id"])["state"] == "scheduled"
+    assert names(api, "cyril", change["id"]) == []  # the quorum cancelled the third vote
+    assert [s[:3] for s in steps(api, change["id"])] == [
+        ("change_manager", "morgan", "approve"), ("service_owner", "sam", "approve"),
+        ("cab", "casey", "approve"), ("cab", "cora", "approve")]
