@@ -53,11 +53,11 @@ def inbox_count(session: Session, user: User, **filters) -> int:
     return session.scalar(_counted(tuple(sorted(given))), {"user_id": user.id, "roles": list(user.roles), **given})
 
 
-FILTERS = ("role", "change_id", "change_type", "risk", "service")
+_FILTER_NAMES = ("role", "change_id", "change_type", "risk", "service")
 
 
 def _given(filters: dict) -> dict:
-    unknown = set(filters) - set(FILTERS)
+    unknown = set(filters) - set(_FILTER_NAMES)
     if unknown:
         raise TypeError(f"unknown inbox filter(s): {', '.join(sorted(unknown))}")
     return {name: value for name, value in filters.items() if value}
