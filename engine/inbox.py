@@ -31,9 +31,8 @@ def inbox_page(session: Session, user: User, *, limit: int = 100, offset: int = 
     change. Ranking whole rows joined to their changes took twice as long at 150,000 changes.
     """
     require(user, "task.read")
-    given = _given(filters)
-    ranked = session.execute(_ranked(tuple(sorted(given))), {"user_id": user.id, "roles": list(user.roles),
-                                                            "limit": limit, "offset": offset, **given}).all()
+    names, parameters = _parameters(user, filters)
+    ranked = session.execute(_ranked(names), {**parameters, "limit": limit, "offset": offset}).all()
     if not ranked:  # no rows carry the total: past the last page (or nothing waits)
         return InboxPage([], inbox_count(session, user, **filters) if offset else 0)
     ids = [task_id for task_id, _total in ranked]
@@ -49,57 +48,55 @@ def inbox(session: Session, user: User, *, limit: int = 500, offset: int = 0, **
 def inbox_count(session: Session, user: User, **filters) -> int:
     """How many tasks wait in `user`'s inbox (the navigation's badge): one COUNT."""
     require(user, "task.read")
-    given = _given(filters)
-    return session.scalar(_counted(tuple(sorted(given))), {"user_id": user.id, "roles": list(user.roles), **given})
+    names, parameters = _parameters(user, filters)
+    return session.scalar(_counted(names), parameters)
 
 
 _FILTER_NAMES = ("role", "change_id", "change_type", "risk", "service")
 
 
-def _given(filters: dict) -> dict:
+def _parameters(user: User, filters: dict) -> tuple[tuple[str, ...], dict]:
+    """(the names of the filters given, which pick the statement; the values to run it with)."""
     unknown = set(filters) - set(_FILTER_NAMES)
     if unknown:
         raise TypeError(f"unknown inbox filter(s): {', '.join(sorted(unknown))}")
-    return {name: value for name, value in filters.items() if value}
+    given = {name: value for name, value in filters.items() if value}
+    return tuple(sorted(given)), {"user_id": user.id, "roles": list(user.roles), **given}
 
 
 # Built once per combination of filters, run with parameters: building the ranking cost ~1.5 ms of
 # Python a call, more than PostgreSQL took to answer it. At most 2^5 of each.
 @lru_cache(maxsize=None)
 def _ranked(filters: tuple[str, ...]):
-    return (select(Task.id, func.count().over()).where(*_waiting_bound(filters))
+    return (select(Task.id, func.count().over()).where(*_waiting(filters))
             .order_by(*ORDER).limit(bindparam("limit")).offset(bindparam("offset")))
 
 
 @lru_cache(maxsize=None)
 def _counted(filters: tuple[str, ...]):
-    return select(func.count()).select_from(Task).where(*_waiting_bound(filters))
+    return select(func.count()).select_from(Task).where(*_waiting(filters))
 
 
-def _waiting_bound(filters: tuple[str, ...]) -> list:
-    return _waiting(bindparam("user_id"), bindparam("roles", expanding=True),
-                    **{name: bindparam(name) for name in filters})
-
-
-def _waiting(user_id, roles, *, role: str | None = None, change_id: int | None = None,
-             change_type: str | None = None, risk: str | None = None, service: str | None = None) -> list:
-    """The conditions on Task alone for the inbox of the user with `user_id` and `roles`, filters
-    included (bound parameters: the statements are built once, see `_ranked`)."""
+def _waiting(filters: tuple[str, ...]) -> list:
+    """The conditions on Task alone for the inbox of the user with the parameters `user_id` and
+    `roles`, with a condition for each filter named (its value a parameter of the same name)."""
+    user_id = bindparam("user_id")
     conditions = [Task.status == "ready",
-                  or_(Task.assignee_id == user_id, Task.assignee_id.is_(None) & Task.role.in_(roles)),
+                  or_(Task.assignee_id == user_id,
+                      Task.assignee_id.is_(None) & Task.role.in_(bindparam("roles", expanding=True))),
                   not_(sod_excluded_task(user_id))]
-    if role is not None:
-        conditions.append(Task.role == role)
-    if change_id is not None:
-        conditions.append(Task.change_id == change_id)
-    of_change = [c for c in ((Change.change_type == change_type) if change_type is not None else None,
-                             (Change.risk == risk) if risk is not None else None) if c is not None]
+    if "role" in filters:
+        conditions.append(Task.role == bindparam("role"))
+    if "change_id" in filters:
+        conditions.append(Task.change_id == bindparam("change_id"))
+    of_change = [column == bindparam(name) for name, column in (("change_type", Change.change_type),
+                                                               ("risk", Change.risk)) if name in filters]
     if of_change:
         conditions.append(exists().where(Change.id == Task.change_id, *of_change))
-    if service is not None:
+    if "service" in filters:
         conditions.append(Task.change_id.in_(select(change_services.c.change_id)
                                              .join(Service, Service.id == change_services.c.service_id)
-                                             .where(Service.key == service)))
+                                             .where(Service.key == bindparam("service"))))
     return conditions
 
 
